@@ -1,0 +1,163 @@
+"""Settings for the whole process, read once from the environment (and a `.env` file).
+
+Each group has its own prefix: `KGREC_` for the application, `NEO4J_` for the graph
+database. `get_settings()` builds them once and checks that they are safe together
+(no development password and no disabled authentication outside their environments).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graph.errors import ConfigurationError
+
+#: The password `make demo` uses out of the box. Refused outside development.
+DEVELOPMENT_PASSWORD = "kgrec-development-only"
+
+#: Where the repository keeps the Maven build of the local Neo4j launcher.
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_MEMORY_SIZE = re.compile(r"^\d+[kmgKMG]$")
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class AppSettings(BaseSettings):
+    """Application-wide settings (`KGREC_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="KGREC_", env_file=".env", extra="ignore")
+
+    environment: Environment = Field(
+        Environment.development,
+        description="development, test or production; production refuses unsafe defaults.",
+    )
+    home: Path = Field(
+        Path(".kgrec"),
+        description="State folder: local Neo4j data and logs, model artifacts, event logs.",
+    )
+    embedding_dimensions: int = Field(
+        64, ge=8, le=4096, description="Size of product and customer embeddings (vector indexes)."
+    )
+
+
+class Neo4jSettings(BaseSettings):
+    """How to reach Neo4j (`NEO4J_*`), and how to run the local one when kgrec manages it."""
+
+    model_config = SettingsConfigDict(env_prefix="NEO4J_", env_file=".env", extra="ignore")
+
+    uri: str = Field("bolt://127.0.0.1:7687", description="Bolt URI of the server to use.")
+    user: str = Field("neo4j", description="User name.")
+    password: SecretStr = Field(
+        SecretStr(DEVELOPMENT_PASSWORD), description="Password; must be set outside development."
+    )
+    database: str = Field("neo4j", description="Database name.")
+    auth_enabled: bool = Field(True, description="Authentication; may be off only in tests.")
+    managed: Literal["auto", "yes", "no"] = Field(
+        "auto",
+        description="Whether kgrec runs the server itself: auto = yes when NEO4J_URI is on loopback.",
+    )
+    home: Path | None = Field(
+        None, description="Folder of the local server (data, logs, pid file); default KGREC_HOME/neo4j."
+    )
+    heap: str = Field("2g", description="Java heap of the local server (-Xms/-Xmx).")
+    pagecache: str = Field("2g", description="Page cache of the local server.")
+    start_timeout_s: float = Field(180.0, gt=0, description="How long start waits for Bolt.")
+    stop_timeout_s: float = Field(60.0, gt=0, description="How long stop waits before SIGKILL.")
+    java: str = Field("java", description="Java 17+ executable for the local server.")
+    launcher_dir: Path = Field(
+        REPOSITORY_ROOT / "neo4j-local" / "target",
+        description="Maven build output of neo4j-local/ (classes, lib/, plugins/).",
+    )
+    connection_timeout_s: float = Field(5.0, gt=0, description="Bolt connection timeout.")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        parts = urlsplit(uri)
+        schemes = {"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"}
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(
+                f"NEO4J_URI {uri!r} is not a Bolt URI; expected e.g. bolt://127.0.0.1:7687 "
+                "or neo4j+s://<id>.databases.neo4j.io"
+            )
+        return uri
+
+    @field_validator("heap", "pagecache")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not _MEMORY_SIZE.match(value):
+            raise ValueError(f"{value!r} is not a memory size such as 512m or 2g")
+        return value.lower()
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.uri).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.uri).port or 7687
+
+    @property
+    def is_managed_locally(self) -> bool:
+        """True when `kgrec neo4j start` should run the server itself."""
+        if self.managed != "auto":
+            return self.managed == "yes"
+        return self.host in _LOOPBACK_HOSTS and urlsplit(self.uri).scheme in {"bolt", "neo4j"}
+
+    def local_home(self, app_home: Path) -> Path:
+        return (self.home or app_home / "neo4j").resolve()
+
+
+class Settings(BaseModel):
+    """Every settings group, checked together."""
+
+    app: AppSettings
+    neo4j: Neo4jSettings
+
+    @model_validator(mode="after")
+    def _safe_for_environment(self) -> Settings:
+        env = self.app.environment
+        if not self.neo4j.auth_enabled and env != Environment.test:
+            raise ValueError(
+                "NEO4J_AUTH_ENABLED=false is allowed only with KGREC_ENVIRONMENT=test "
+                f"(environment is {env.value})"
+            )
+        if (
+            self.neo4j.auth_enabled
+            and env != Environment.development
+            and self.neo4j.password.get_secret_value() == DEVELOPMENT_PASSWORD
+        ):
+            raise ValueError(
+                f"NEO4J_PASSWORD is the development default; set your own password for "
+                f"KGREC_ENVIRONMENT={env.value}"
+            )
+        return self
+
+
+def load_settings(
+    app: AppSettings | None = None, neo4j: Neo4jSettings | None = None
+) -> Settings:
+    """Builds and checks settings; raises ConfigurationError naming the bad setting."""
+    try:
+        return Settings(app=app or AppSettings(), neo4j=neo4j or Neo4jSettings())
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigurationError(f"Invalid settings: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, built once."""
+    return load_settings()
