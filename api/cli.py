@@ -79,7 +79,9 @@ def neo4j_stop() -> None:
     """Stop the local Neo4j cleanly (SIGTERM; SIGKILL after NEO4J_STOP_TIMEOUT_S)."""
     settings = get_settings()
     if not settings.neo4j.is_managed_locally:
-        console.print(f"NEO4J_URI is {settings.neo4j.uri}: kgrec does not manage it; nothing stopped.")
+        console.print(
+            f"NEO4J_URI is {settings.neo4j.uri}: kgrec does not manage it; nothing stopped."
+        )
         return
     result = _local(settings).stop(progress=console.print)
     if not result.was_running:
@@ -134,7 +136,7 @@ def demo() -> None:
         f"  password  : {password_hint}\n"
         f"  database  : {settings.neo4j.database}\n\n"
         "Try it from Python:\n"
-        "  .venv/bin/python -c \"import neo4j; d = neo4j.GraphDatabase.driver("
+        '  .venv/bin/python -c "import neo4j; d = neo4j.GraphDatabase.driver('
         f"'{settings.neo4j.uri}', auth=('{settings.neo4j.user}', '<password>')); "
         "print(d.execute_query('SHOW CONSTRAINTS YIELD name RETURN count(*) AS n').records)\"\n"
         "A Cypher example:\n"

@@ -13,7 +13,7 @@ def load_cypher(package: str, name: str) -> str:
 
 
 def split_statements(text: str) -> list[str]:
-    """Statements of a multi-statement file: `//` comment lines dropped, split on `;` at line end."""
+    """Statements of a file: `//` comment lines dropped, split on `;` at line end."""
     statements: list[str] = []
     current: list[str] = []
     for line in text.splitlines():

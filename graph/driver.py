@@ -1,4 +1,4 @@
-"""The one `neo4j.Driver` per process: opened by the CLI command or the API lifespan, handed to stores."""
+"""One `neo4j.Driver` per process: opened by the CLI or the API lifespan, handed to stores."""
 
 from __future__ import annotations
 
@@ -33,9 +33,7 @@ def open_driver(settings: Neo4jSettings, *, verify: bool = True) -> neo4j.Driver
     Raises:
         GraphUnavailable: the server is unreachable or refuses the credentials.
     """
-    auth = (
-        (settings.user, settings.password.get_secret_value()) if settings.auth_enabled else None
-    )
+    auth = (settings.user, settings.password.get_secret_value()) if settings.auth_enabled else None
     driver = neo4j.GraphDatabase.driver(
         settings.uri, auth=auth, connection_timeout=settings.connection_timeout_s
     )

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +141,9 @@ class LocalNeo4j:
             self.pid_file.write_text(f"{child.pid}\n")
             try:
                 process = psutil.Process(child.pid)
-                self._wait_until_ready(process, began, progress, starting=True, log_offset=log_offset)
+                self._wait_until_ready(
+                    process, began, progress, starting=True, log_offset=log_offset
+                )
             except BaseException:
                 self._terminate(child.pid)
                 self.pid_file.unlink(missing_ok=True)
@@ -344,10 +346,8 @@ def _alive(process: psutil.Process) -> bool:
 
 def _reap(pid: int) -> None:
     """Collects a child of this process that has exited (tests start servers in-process)."""
-    try:
+    with suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _java_major_version(java: str) -> int | None:

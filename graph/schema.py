@@ -11,7 +11,7 @@ from neo4j.exceptions import Neo4jError
 from graph.cypher import load_cypher, split_statements
 from graph.errors import SchemaError
 
-#: Every node label with its key property (DESIGN.md, "The graph"); each has a uniqueness constraint.
+#: Every node label with its key property (DESIGN.md, "The graph"); each key is unique.
 NODE_KEYS: dict[str, str] = {
     "Customer": "customer_id",
     "Segment": "segment_id",

@@ -67,10 +67,11 @@ class Neo4jSettings(BaseSettings):
     auth_enabled: bool = Field(True, description="Authentication; may be off only in tests.")
     managed: Literal["auto", "yes", "no"] = Field(
         "auto",
-        description="Whether kgrec runs the server itself: auto = yes when NEO4J_URI is on loopback.",
+        description="Whether kgrec runs the server itself; auto: when NEO4J_URI is on loopback.",
     )
     home: Path | None = Field(
-        None, description="Folder of the local server (data, logs, pid file); default KGREC_HOME/neo4j."
+        None,
+        description="Folder of the local server (data, logs, pid file); default KGREC_HOME/neo4j.",
     )
     heap: str = Field("2g", description="Java heap of the local server (-Xms/-Xmx).")
     pagecache: str = Field("2g", description="Page cache of the local server.")
@@ -147,9 +148,7 @@ class Settings(BaseModel):
         return self
 
 
-def load_settings(
-    app: AppSettings | None = None, neo4j: Neo4jSettings | None = None
-) -> Settings:
+def load_settings(app: AppSettings | None = None, neo4j: Neo4jSettings | None = None) -> Settings:
     """Builds and checks settings; raises ConfigurationError naming the bad setting."""
     try:
         return Settings(app=app or AppSettings(), neo4j=neo4j or Neo4jSettings())

@@ -1,0 +1,71 @@
+"""The API on a real HTTP server (uvicorn in its own process), as a storefront would call it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from graph.settings import Settings
+from tests.api.test_cli import session_server_env
+from tests.conftest import free_port
+
+
+@contextmanager
+def api_server(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    pytest.fail(f"API server did not start:\n{output}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.integration
+def test_ready_when_neo4j_answers(neo4j_driver: object, settings: Settings) -> None:
+    with api_server(session_server_env(settings)) as base:
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["neo4j"] == "reachable"
+
+
+def test_not_ready_names_the_server(tmp_path: object) -> None:
+    port = free_port()
+    env = {
+        "KGREC_HOME": str(tmp_path),
+        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
+        "NEO4J_CONNECTION_TIMEOUT_S": "2",
+    }
+    with api_server(env) as base:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["neo4j"] == "unreachable"
+        assert f"bolt://127.0.0.1:{port}" in body["detail"]

@@ -1,0 +1,106 @@
+"""The `kgrec` command as a user runs it: a real process, settings from the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graph.settings import Settings
+from tests.conftest import free_port
+
+KGREC = [sys.executable, "-m", "api.cli"]
+
+
+def run_kgrec(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))}
+    return subprocess.run(
+        [*KGREC, *args], env={**clean, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def session_server_env(settings: Settings) -> dict[str, str]:
+    """Environment that points the CLI at the suite's own Neo4j (managed, home and port)."""
+    return {
+        "KGREC_ENVIRONMENT": "test",
+        "KGREC_HOME": str(settings.app.home),
+        "NEO4J_URI": settings.neo4j.uri,
+        "NEO4J_AUTH_ENABLED": "false",
+        "NEO4J_HOME": str(settings.neo4j.local_home(settings.app.home)),
+        "NEO4J_HEAP": settings.neo4j.heap,
+        "NEO4J_PAGECACHE": settings.neo4j.pagecache,
+    }
+
+
+@pytest.fixture
+def managed_session_server(neo4j_driver: object, settings: Settings) -> dict[str, str]:
+    if not settings.neo4j.is_managed_locally:
+        pytest.skip("the session server is external")
+    return session_server_env(settings)
+
+
+@pytest.mark.integration
+def test_status_reports_the_running_server(managed_session_server: dict[str, str]) -> None:
+    result = run_kgrec("neo4j", "status", env=managed_session_server)
+    assert result.returncode == 0, result.stderr
+    assert "Neo4j is running: pid" in result.stdout
+    assert managed_session_server["NEO4J_URI"] in result.stdout
+
+
+@pytest.mark.integration
+def test_second_start_starts_nothing(managed_session_server: dict[str, str]) -> None:
+    result = run_kgrec("neo4j", "start", env=managed_session_server)
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stdout
+    assert "nothing started" in result.stdout
+    assert "Schema applied: " in result.stdout
+
+
+def test_status_of_a_stopped_server_exits_3(tmp_path: Path) -> None:
+    env = {
+        "KGREC_HOME": str(tmp_path),
+        "NEO4J_URI": f"bolt://127.0.0.1:{free_port()}",
+    }
+    result = run_kgrec("neo4j", "status", env=env)
+    assert result.returncode == 3
+    assert "Neo4j is not running" in result.stdout
+
+
+def test_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "KGREC_HOME": str(tmp_path),
+        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
+        "NEO4J_MANAGED": "no",
+        "NEO4J_CONNECTION_TIMEOUT_S": "2",
+    }
+    result = run_kgrec("schema", "apply", env=env)
+    assert result.returncode == 1
+    assert f"error: Cannot reach Neo4j at bolt://127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_start_with_an_external_uri_starts_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "KGREC_HOME": str(tmp_path),
+        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
+        "NEO4J_MANAGED": "no",
+        "NEO4J_CONNECTION_TIMEOUT_S": "2",
+    }
+    result = run_kgrec("neo4j", "start", env=env)
+    assert "a server kgrec does not manage; nothing local is started" in result.stdout
+    assert result.returncode == 1  # and then says it cannot reach it
+    assert not (tmp_path / "neo4j").exists()
+
+
+def test_production_refuses_the_development_password(tmp_path: Path) -> None:
+    env = {"KGREC_HOME": str(tmp_path), "KGREC_ENVIRONMENT": "production"}
+    result = run_kgrec("neo4j", "status", env=env)
+    assert result.returncode == 1
+    assert "NEO4J_PASSWORD is the development default" in result.stderr
