@@ -56,7 +56,8 @@ def main() -> None:
             result = one_run(Path(root))
         results.append(result)
         print(
-            f"run {run}: cold start {result['cold_s']:.1f} s, warm restart {result['warm_s']:.1f} s, "
+            f"run {run}: cold start {result['cold_s']:.1f} s, "
+            f"warm restart {result['warm_s']:.1f} s, "
             f"RSS after start {result['rss_mib']:.0f} MiB, stop {result['stop_s']:.1f} s"
         )
     for key, label in [
@@ -66,9 +67,8 @@ def main() -> None:
         ("stop_s", "clean stop (s)"),
     ]:
         values = [r[key] for r in results]
-        print(
-            f"{label}: median {statistics.median(values):.1f}, min {min(values):.1f}, max {max(values):.1f}"
-        )
+        median = statistics.median(values)
+        print(f"{label}: median {median:.1f}, min {min(values):.1f}, max {max(values):.1f}")
 
 
 if __name__ == "__main__":
