@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from graph.driver import driver_scope
 from graph.errors import KgrecError
+from graph.ingest.report import write_report
+from graph.ingest.service import IngestOptions, Ingestor, IngestRejected, IngestReport, ProgressSink
 from graph.local import LocalNeo4j
 from graph.schema import apply_schema
 from graph.settings import DEVELOPMENT_PASSWORD, Settings, get_settings
@@ -147,6 +160,113 @@ def demo() -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+class _RichProgress(ProgressSink):
+    """Progress bars on stderr for long jobs; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _RichProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, description: str, total: int) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, completed=self._bar.tasks[-1].total)
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, rows: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, rows)
+
+
+@app.command()
+def ingest(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of CSV or Parquet files in the input format.")
+    ],
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            help="Load the good rows; write the bad ones, with reasons, to a rejects file."
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; write nothing.")] = False,
+    rejects_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the rejects file (default: beside FOLDER).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=100, max=100_000, help="Rows per transaction.")
+    ] = 5_000,
+    report_json: Annotated[
+        Path | None, typer.Option("--report", help="Also write the full report as JSON here.")
+    ] = None,
+) -> None:
+    """Validate a dataset folder and load it into the graph (atomic unless --quarantine)."""
+    settings = get_settings()
+    options = IngestOptions(
+        mode="quarantine" if quarantine else "atomic",
+        dry_run=dry_run,
+        batch_size=batch_size,
+        rejects_dir=rejects_dir,
+    )
+    with driver_scope(settings.neo4j) as driver, _RichProgress() as progress:
+        if not dry_run:
+            apply_schema(
+                driver,
+                database=settings.neo4j.database,
+                embedding_dimensions=settings.app.embedding_dimensions,
+            )
+        ingestor = Ingestor(
+            driver, database=settings.neo4j.database, options=options, progress=progress
+        )
+        try:
+            report = ingestor.run(folder)
+        except IngestRejected as rejected:
+            if report_json:
+                write_report(rejected.report, report_json)
+            raise
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    if report_json:
+        write_report(report, report_json)
+    _print_ingest_report(report)
+    if report.error_total:
+        err_console.print(report.summary(), markup=False)
+
+
+def _print_ingest_report(report: IngestReport) -> None:
+    table = Table(title=f"{report.run_id} ({report.status})", show_edge=False)
+    for column in ("file", "rows", "rejected", "loaded"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for name, counts in report.files.items():
+        table.add_row(name, f"{counts.rows:,}", f"{counts.rejected:,}", f"{counts.loaded:,}")
+    console.print(table)
+    rows = sum(f.rows for f in report.files.values())
+    seconds = report.validate_seconds + report.write_seconds
+    console.print(
+        f"{rows:,} rows in {seconds:.1f} s (validate {report.validate_seconds:.1f} s, "
+        f"write {report.write_seconds:.1f} s); content {report.content_hash[:19]}"
+    )
+    if report.dry_run:
+        console.print("Dry run: nothing was written.")
+    if report.rejects_file:
+        console.print(f"Rejected rows, with reasons: {report.rejects_file}")
 
 
 @app.command()

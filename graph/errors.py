@@ -21,3 +21,7 @@ class LocalNeo4jError(KgrecError):
 
 class SchemaError(KgrecError):
     """The graph schema could not be applied, or the graph holds a conflicting one."""
+
+
+class ValidationFailed(KgrecError):
+    """Input data broke the format; the message names file, line, column and reason."""
