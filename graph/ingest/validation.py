@@ -98,10 +98,11 @@ def check_types(
             line = candidates[index][0]
             bad_indexes.add(index)
             reason = item["msg"]
-            if item["type"] == "missing":
-                reason = "required value is missing"
+            kind = item["type"]
+            if kind == "missing" or (item.get("input") is None and column in spec.required):
+                reason, kind = "required value is missing", "missing"
             errors.setdefault(line, []).append(
-                RowError(file_label, line, column, item.get("input"), reason, item["type"])
+                RowError(file_label, line, column, item.get("input"), reason, kind)
             )
     remaining = [pair for i, pair in enumerate(candidates) if i not in bad_indexes]
     clean = spec.adapter.validate_python([row for _, row in remaining])

@@ -2,8 +2,9 @@
 UNWIND $rows AS row
 MERGE (c:Customer {customer_id: row.customer_id})
 ON CREATE SET c.personalization = true
+WITH c, row, CASE WHEN row.first_seen IS NULL THEN NULL ELSE datetime({epochMillis: row.first_seen}) END AS first_seen
 SET c.first_seen = CASE
-      WHEN c.first_seen IS NULL OR row.first_seen < c.first_seen THEN coalesce(row.first_seen, c.first_seen)
+      WHEN c.first_seen IS NULL OR first_seen < c.first_seen THEN coalesce(first_seen, c.first_seen)
       ELSE c.first_seen END,
     c.segment = coalesce(row.segment, c.segment),
     c.region = coalesce(row.region, c.region)

@@ -6,7 +6,7 @@ ON CREATE SET p.active = true
 SET p.name = row.name,
     p.names = COLLECT { UNWIND coalesce(p.names, []) + [row.name] AS n RETURN DISTINCT n ORDER BY n },
     p.price = coalesce(row.price, p.price),
-    p.created_at = coalesce(row.created_at, p.created_at),
+    p.created_at = coalesce(CASE WHEN row.created_at IS NULL THEN NULL ELSE datetime({epochMillis: row.created_at}) END, p.created_at),
     p.active = coalesce(row.active, p.active)
 WITH p, row
 CALL (p, row) {
