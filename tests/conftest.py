@@ -40,6 +40,16 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_cache(path: Path) -> Path:
+    """A file `make datasets` fetches; a skip locally, a failure in CI (KGREC_REQUIRE_ALL_TOOLS)."""
+    if not path.exists():
+        message = f"{path} is missing: run `make datasets` (needs npm and apt-get)"
+        if os.environ.get("KGREC_REQUIRE_ALL_TOOLS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     if os.environ.get("NEO4J_URI"):

@@ -549,6 +549,8 @@ class _GraphWriter:
         self._written_lines: set[tuple[str, str]] = set()
 
     def _execute(self, query: str, **params: Any) -> None:
+        if any(isinstance(value, list) and not value for value in params.values()):
+            return  # nothing to write
         self.driver.execute_query(query, params, database_=self.database)
 
     @staticmethod
@@ -625,22 +627,66 @@ class _GraphWriter:
                 values["gross"] / values["priced_quantity"] if values["priced_quantity"] else None
             )
             values["discount"] = values["discounted"] / values["quantity"]
+        first_seen: dict[str, int] = {}
+        for order in orders.values():
+            customer = order["customer_id"]
+            first_seen[customer] = min(first_seen.get(customer, order["ts"]), order["ts"])
+        self._touch_customers(first_seen)
+        # Orders this load has not written yet may still be in the graph from an earlier load.
+        fresh = [order_id for order_id in orders if order_id not in self._written_orders]
+        known = self._known_orders(fresh)
+        created = {order_id for order_id in fresh if order_id not in known}
         for order_id, order in orders.items():
             order["seen"] = order_id in self._written_orders
+        self._execute(
+            self._query("orders_new"), rows=[o for i, o in orders.items() if i in created]
+        )
+        self._execute(
+            self._query("orders"), rows=[o for i, o in orders.items() if i not in created]
+        )
+        new_lines: list[dict[str, Any]] = []
+        other_lines: list[dict[str, Any]] = []
         for pair, line in lines.items():
             line["seen"] = pair in self._written_lines
-        self._execute(self._query("orders"), rows=list(orders.values()))
-        self._execute(self._query("order_lines"), rows=list(lines.values()))
+            (new_lines if pair[0] in created else other_lines).append(line)
+        self._execute(self._query("order_lines_new"), rows=new_lines)
+        self._execute(self._query("order_lines"), rows=other_lines)
         self._written_orders.update(orders)
         self._written_lines.update(lines)
         self.touched_customers.update(order["customer_id"] for order in orders.values())
 
+    def _touch_customers(self, first_seen: dict[str, int]) -> None:
+        rows = [{"customer_id": c, "ts": ts} for c, ts in sorted(first_seen.items())]
+        self._execute(self._query("customers_touch"), rows=rows)
+
+    def _known_orders(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        records = self.driver.execute_query(
+            self._query("orders_known"),
+            {"ids": ids},
+            database_=self.database,
+            routing_=neo4j.RoutingControl.READ,
+        ).records
+        return {record["id"] for record in records}
+
     def derive_purchased(self, advance: Callable[[int], None], batch: int = 1_000) -> None:
         customers = sorted(self.touched_customers)
-        query = self._query("purchased")
         for start in range(0, len(customers), batch):
             chunk = customers[start : start + batch]
-            self._execute(query, customer_ids=chunk)
+            fresh = {
+                record["customer_id"]
+                for record in self.driver.execute_query(
+                    self._query("purchased_fresh"),
+                    {"customer_ids": chunk},
+                    database_=self.database,
+                    routing_=neo4j.RoutingControl.READ,
+                ).records
+            }
+            self._execute(self._query("purchased_new"), customer_ids=sorted(fresh))
+            self._execute(
+                self._query("purchased"), customer_ids=[c for c in chunk if c not in fresh]
+            )
             advance(len(chunk))
 
     def _write_events(self, rows: list[dict[str, Any]]) -> None:
@@ -661,10 +707,29 @@ class _GraphWriter:
                 pair["value_ts"] is None or row["ts"] >= pair["value_ts"]
             ):
                 pair["value"], pair["value_ts"] = row["value"], row["ts"]
+        first_seen: dict[str, int] = {}
+        for pairs in grouped.values():
+            for pair in pairs.values():
+                earliest = min(pair["ts"])
+                customer = pair["customer_id"]
+                first_seen[customer] = min(first_seen.get(customer, earliest), earliest)
+        self._touch_customers(first_seen)
         for event_type, pairs in grouped.items():
+            rel_type = EVENT_RELATIONSHIPS[event_type]
             payload = [{**p, "ts": sorted(p["ts"])} for p in pairs.values()]
-            query = self._query("events", rel_type=EVENT_RELATIONSHIPS[event_type])
-            self._execute(query, rows=payload)
+            known = {
+                (record["customer_id"], record["product_id"])
+                for record in self.driver.execute_query(
+                    self._query("interactions_known", rel_type=rel_type),
+                    {"rows": [{"customer_id": c, "product_id": p} for c, p in pairs]},
+                    database_=self.database,
+                    routing_=neo4j.RoutingControl.READ,
+                ).records
+            }
+            new = [row for row in payload if (row["customer_id"], row["product_id"]) not in known]
+            old = [row for row in payload if (row["customer_id"], row["product_id"]) in known]
+            self._execute(self._query("events_new", rel_type=rel_type), rows=new)
+            self._execute(self._query("events", rel_type=rel_type), rows=old)
 
     def _write_promotions(self, rows: list[dict[str, Any]]) -> None:
         by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -13,7 +13,7 @@ import neo4j
 import pytest
 
 from graph.errors import ValidationFailed
-from graph.ingest.service import IngestOptions, IngestRejected, Ingestor, IngestReport
+from graph.ingest.service import IngestOptions, Ingestor, IngestRejected, IngestReport
 from graph.schema import NODE_KEYS, apply_schema
 from graph.settings import Settings
 
@@ -22,17 +22,13 @@ pytestmark = pytest.mark.integration
 TINY_SHOP = Path(__file__).resolve().parent.parent / "data" / "tiny_shop"
 
 
-def ingest(
-    driver: neo4j.Driver, settings: Settings, folder: Path, **options: Any
-) -> IngestReport:
+def ingest(driver: neo4j.Driver, settings: Settings, folder: Path, **options: Any) -> IngestReport:
     apply_schema(
         driver,
         database=settings.neo4j.database,
         embedding_dimensions=settings.app.embedding_dimensions,
     )
-    ingestor = Ingestor(
-        driver, database=settings.neo4j.database, options=IngestOptions(**options)
-    )
+    ingestor = Ingestor(driver, database=settings.neo4j.database, options=IngestOptions(**options))
     return ingestor.run(folder)
 
 
@@ -67,9 +63,7 @@ def snapshot(driver: neo4j.Driver) -> tuple[list[Any], list[Any]]:
 
 
 def counts(driver: neo4j.Driver) -> dict[str, int]:
-    labels = driver.execute_query(
-        "MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n"
-    ).records
+    labels = driver.execute_query("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n").records
     types = driver.execute_query("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n").records
     return {r["label"]: r["n"] for r in labels} | {r["type"]: r["n"] for r in types}
 
@@ -134,7 +128,8 @@ def test_tiny_shop_builds_the_expected_graph(graph: neo4j.Driver, settings: Sett
     ).records[0]["n"]
     assert path == 1
     targets = graph.execute_query(
-        "MATCH (pr:Promotion)-[:APPLIES_TO]->(t) RETURN pr.promotion_id AS id, labels(t)[0] AS label"
+        "MATCH (pr:Promotion)-[:APPLIES_TO]->(t) "
+        "RETURN pr.promotion_id AS id, labels(t)[0] AS label"
     ).records
     assert {(r["id"], r["label"]) for r in targets} == {
         ("PR1", "Category"),
@@ -271,9 +266,7 @@ def test_bad_rows_refuse_the_whole_load(
     assert "Nothing was written: the graph is unchanged" in message
     assert raised.value.report.rows_rejected == 5
     assert snapshot(graph) == before
-    assert (
-        graph.execute_query("MATCH (r:IngestRun) RETURN count(r) AS n").records[0]["n"] == 1
-    )
+    assert graph.execute_query("MATCH (r:IngestRun) RETURN count(r) AS n").records[0]["n"] == 1
 
 
 def test_quarantine_loads_the_rest_and_rejects_exactly_the_bad_rows(
@@ -295,8 +288,7 @@ def test_quarantine_loads_the_rest_and_rejects_exactly_the_bad_rows(
     for row in rejected:
         assert bad[int(row["line"])] in row["reasons"]
     loaded = graph.execute_query(
-        "MATCH (o:Order) WHERE o.order_id STARTS WITH 'B' "
-        "RETURN count(o) AS n"
+        "MATCH (o:Order) WHERE o.order_id STARTS WITH 'B' RETURN count(o) AS n"
     ).records[0]["n"]
     assert loaded == 995
     run = graph.execute_query(
@@ -349,14 +341,10 @@ def test_missing_required_column_names_file_and_column(
         ingest(graph, settings, folder)
 
 
-def test_category_cycle_is_refused(
-    graph: neo4j.Driver, settings: Settings, tmp_path: Path
-) -> None:
+def test_category_cycle_is_refused(graph: neo4j.Driver, settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "shop"
     folder.mkdir()
-    (folder / "categories.csv").write_text(
-        "category_id,name,parent_id\na,A,b\nb,B,a\nc,C,\n"
-    )
+    (folder / "categories.csv").write_text("category_id,name,parent_id\na,A,b\nb,B,a\nc,C,\n")
     with pytest.raises(IngestRejected, match="would be its own ancestor"):
         ingest(graph, settings, folder)
     assert counts(graph) == {}
