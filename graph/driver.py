@@ -35,7 +35,13 @@ def open_driver(settings: Neo4jSettings, *, verify: bool = True) -> neo4j.Driver
     """
     auth = (settings.user, settings.password.get_secret_value()) if settings.auth_enabled else None
     driver = neo4j.GraphDatabase.driver(
-        settings.uri, auth=auth, connection_timeout=settings.connection_timeout_s
+        settings.uri,
+        auth=auth,
+        connection_timeout=settings.connection_timeout_s,
+        # "Relationship type VIEWED does not exist" on a new graph is expected, not a problem.
+        notifications_disabled_classifications=[
+            neo4j.NotificationDisabledClassification.UNRECOGNIZED
+        ],
     )
     if verify:
         try:
