@@ -20,9 +20,8 @@ import json
 import subprocess
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -276,24 +275,8 @@ class Ingestor:
         report.status = "running"
         self._save_run(report)
         writer = _GraphWriter(self.driver, self.database, report.run_id)
-        # One writer thread runs the transactions in order while this thread reads and
-        # validates the next batch: Python and Neo4j each keep a core busy instead of taking
-        # turns (docs/benchmarks.md). At most two batches wait, so memory stays flat.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgrec-writer")
-        pending: deque[Future[None]] = deque()
-
-        def write_batch(name: str, rows: list[dict[str, Any]], file_report: FileReport) -> None:
-            writer.write(name, rows)
-            file_report.loaded += len(rows)
-            self.progress.advance(len(rows))
-
-        def drain(keep: int = 0) -> None:
-            while len(pending) > keep:
-                pending.popleft().result()  # re-raises a failed write here
-
         try:
             for file in files:
-                drain()  # the progress bar moves on to the next file
                 file_report = report.files[file.spec.name]
                 skip = bad_lines.get(file.spec.name, set())
                 self.progress.start(
@@ -321,22 +304,18 @@ class Ingestor:
                             f"({next(iter(errors.values()))[0].describe()}); run the load again"
                         )
                     rows = [row for _, row in good]
-                    pending.append(pool.submit(write_batch, file.spec.name, rows, file_report))
-                    drain(keep=2)
-            drain()
+                    writer.write(file.spec.name, rows)
+                    file_report.loaded += len(rows)
+                    self.progress.advance(len(rows))
             if writer.touched_customers:
                 self.progress.start("derive PURCHASED", len(writer.touched_customers))
                 writer.derive_purchased(self.progress.advance)
         except BaseException as exc:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True)
             report.status = "failed"
             report.ended_at = datetime.now(UTC)
             report.warnings.append(f"load failed: {exc}; rerun it to finish (loads are idempotent)")
             self._save_run(report)
             raise
-        pool.shutdown(wait=True)
         report.status = "succeeded"
         report.ended_at = datetime.now(UTC)
         self._save_run(report)
