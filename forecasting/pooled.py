@@ -13,10 +13,13 @@ expected absolute percentage error of a lognormal (MAPE rewards forecasting low)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 YEAR = 52.18
 
@@ -70,7 +73,11 @@ class PooledLogRegression:
         self._x_mean = design.groupby(frame["series_id"]).mean()
         x = design.to_numpy() - self._x_mean.loc[frame["series_id"]].to_numpy()
         target = y - frame["series_mean"].to_numpy()
-        self._result = sm.OLS(target, x).fit()
+        with warnings.catch_warnings():
+            # A flag that never varies (no feature ads for a brand) leaves a zero column; the
+            # pseudo-inverse gives it no weight, which is the right answer.
+            warnings.simplefilter("ignore", SingularMatrixWarning)
+            self._result = sm.OLS(target, x).fit()
         self.residual_variance = float(self._result.mse_resid)
         return self
 
