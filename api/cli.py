@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
+import neo4j
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from forecasting.service import run_forecast
 from graph.datasets import fetch as fetch_dataset
 from graph.driver import driver_scope
 from graph.errors import KgrecError
@@ -163,6 +165,11 @@ def demo() -> None:
                     folder
                 )
             _print_ingest_report(report)
+            run = run_forecast(driver, database=settings.neo4j.database, horizon=28)
+            console.print(
+                f"Forecast {run.version}: {run.series:,} products, {run.at_risk:,} at risk of "
+                "a stockout before restock."
+            )
     password_hint = (
         f"the development default {DEVELOPMENT_PASSWORD!r}"
         if settings.neo4j.password.get_secret_value() == DEVELOPMENT_PASSWORD
@@ -275,6 +282,49 @@ def ingest(
     _print_ingest_report(report)
     if report.error_total:
         err_console.print(report.summary(), markup=False)
+
+
+@app.command()
+def forecast(
+    horizon: Annotated[int, typer.Option(min=1, max=365, help="Days to forecast.")] = 28,
+    backtest: Annotated[
+        bool, typer.Option(help="Also print the holdout MASE against seasonal naive.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes for independent series (default: all cores)."),
+    ] = None,
+) -> None:
+    """Forecast daily demand per product, compute stock risk, write current Forecast nodes."""
+    settings = get_settings()
+    with driver_scope(settings.neo4j) as driver, _RichProgress() as progress:
+        progress.start("forecast products", _count_products_with_orders(driver, settings))
+        run = run_forecast(
+            driver,
+            database=settings.neo4j.database,
+            horizon=horizon,
+            workers=workers,
+            progress=progress.advance,
+        )
+    models = ", ".join(f"{name} {count}" for name, count in sorted(run.models.items()))
+    console.print(
+        f"Forecast {run.version}: {run.series:,} products ({models}), "
+        f"{run.locations:,} product-locations written as current; "
+        f"{run.at_risk:,} with a stockout more likely than not before restock."
+    )
+    if backtest:
+        shown = "n/a" if run.median_mase is None else f"{run.median_mase:.3f}"
+        console.print(
+            f"Holdout of the last {horizon} days: median MASE against seasonal naive {shown}."
+        )
+
+
+def _count_products_with_orders(driver: neo4j.Driver, settings: Settings) -> int:
+    records = driver.execute_query(
+        "MATCH (p:Product) WHERE EXISTS { (:Order)-[:CONTAINS]->(p) } RETURN count(p) AS n",
+        database_=settings.neo4j.database,
+    ).records
+    return int(records[0]["n"])
 
 
 @app.command()

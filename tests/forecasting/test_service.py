@@ -1,0 +1,54 @@
+"""`kgrec forecast` against the real Neo4j: versioned Forecast nodes, one current per product
+and location, carrying the model version and the stock risk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import neo4j
+import pytest
+
+from forecasting.service import run_forecast
+from graph.settings import Settings
+from graph.synthetic import ShopSpec, generate_shop
+from tests.graph.test_ingest import ingest
+
+pytestmark = pytest.mark.integration
+
+
+def test_forecasts_are_versioned_with_one_current_per_product_and_location(
+    graph: neo4j.Driver, settings: Settings, tmp_path: Path
+) -> None:
+    shop = generate_shop(ShopSpec(customers=150, products=40, days=70, seed=4), tmp_path / "shop")
+    ingest(graph, settings, shop.folder)
+    db = settings.neo4j.database
+    first = run_forecast(graph, database=db, horizon=14, workers=2)
+    second = run_forecast(graph, database=db, horizon=14, workers=2)
+    assert first.version != second.version
+    assert first.series == second.series > 20
+    duplicates = graph.execute_query(
+        "MATCH (f:Forecast {current: true}) WITH f.product_id AS p, f.location_id AS l, "
+        "count(*) AS n WHERE n > 1 RETURN count(*) AS n",
+        database_=db,
+    ).records[0]["n"]
+    assert duplicates == 0
+    current = graph.execute_query(
+        "MATCH (p:Product)-[:HAS_FORECAST]->(f:Forecast {current: true})-[:FOR_LOCATION]->(l) "
+        "RETURN f, p.product_id AS product, l.location_id AS location",
+        database_=db,
+    ).records
+    assert len(current) == second.locations
+    assert {r["f"]["model_version"] for r in current} == {second.version}
+    old = graph.execute_query(
+        "MATCH (f:Forecast {current: false}) RETURN collect(DISTINCT f.model_version) AS v",
+        database_=db,
+    ).records[0]["v"]
+    assert old == [first.version]
+    stocked = [r["f"] for r in current if r["f"]["on_hand"] is not None]
+    assert stocked
+    for f in stocked:
+        assert len(f["mean"]) == 14 and len(f["lower"]) == 14 and len(f["upper"]) == 14
+        assert 0.0 <= f["stockout_probability"] <= 1.0
+        assert f["model"] in {"SeasonalNaive", "ETS", "HistoricAverage"}
+        if f["on_hand"] == 0 and f["demand_over_lead_time"] > 0:
+            assert f["stockout_probability"] > 0.5
