@@ -1,0 +1,120 @@
+"""Benchmark: demand forecasts and stockout predictions on a synthetic shop's holdout.
+
+Run: .venv/bin/python -m bench.forecast_synthetic [--customers 5000 --products 500 --days 365]
+
+The last `--holdout` days are hidden. Each product's daily series (explicit zeros) before them
+goes through the same model choice as `kgrec forecast` (forecasting/service.py), then:
+- MASE of that forecast over the holdout, scaled by the in-sample seasonal naive (7 days)
+  error, beside the MASE of the seasonal naive forecast itself;
+- stockouts: each stock record of the shop (on hand, lead time), taken as the stock at the
+  cutoff, with an equal share of the product's demand, is a question "will demand over the lead time after the cutoff exceed what is on hand?".
+  The forecast's probability is scored against what the holdout's actual orders did: Brier
+  score (against the Brier of always answering the base rate) and recall of the stockouts
+  that happened at a 0.5 threshold, with precision beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.backtest import mase
+from forecasting.models import SeasonalNaive
+from forecasting.risk import inventory_risk
+from forecasting.service import WEEK, choose_and_forecast
+from graph.synthetic import ShopSpec, generate_shop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--products", type=int, default=500)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--holdout", type=int, default=28)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--cache", type=Path, default=Path(".kgrec/bench"))
+    args = parser.parse_args()
+    spec = ShopSpec(args.customers, args.products, args.days, args.seed)
+    folder = args.cache / f"shop-{spec.customers}-{spec.products}-{spec.days}-{spec.seed}"
+    if not (folder / "stock.csv").exists():
+        generate_shop(spec, folder)
+    orders = pd.read_csv(folder / "orders.csv", usecols=["product_id", "ts", "quantity"])
+    orders["day"] = pd.to_datetime(orders["ts"]).dt.normalize()
+    daily = orders.groupby(["product_id", "day"])["quantity"].sum()
+    last = daily.index.get_level_values("day").max()
+    cutoff = last - pd.Timedelta(days=args.holdout)
+    series: dict[str, np.ndarray] = {}
+    holdouts: dict[str, np.ndarray] = {}
+    for product_id, group in daily.groupby(level="product_id"):
+        days = group.index.get_level_values("day")
+        index = pd.date_range(days.min(), last, freq="D")
+        values = group.droplevel("product_id").reindex(index, fill_value=0).to_numpy(float)
+        train_len = int((cutoff - days.min()).days) + 1
+        if train_len < 2 * WEEK:
+            continue
+        series[str(product_id)] = values[:train_len]
+        holdouts[str(product_id)] = values[train_len : train_len + args.holdout]
+
+    began = time.monotonic()
+    tasks = [(pid, y, args.holdout, 2) for pid, y in sorted(series.items())]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = {r.product_id: r for r in pool.map(choose_and_forecast, tasks, chunksize=16)}
+    seconds = time.monotonic() - began
+
+    chosen, naive = [], []
+    for pid, result in results.items():
+        history, actual = series[pid], holdouts[pid]
+        chosen.append(mase(actual, result.mean, history, WEEK))
+        sn = SeasonalNaive(WEEK).fit(history).predict(len(actual))["SeasonalNaive"]
+        naive.append(mase(actual, sn, history, WEEK))
+    chosen_a, naive_a = np.array(chosen), np.array(naive)
+    keep = np.isfinite(chosen_a) & np.isfinite(naive_a)
+
+    stock = pd.read_csv(folder / "stock.csv")
+    places = stock.groupby("product_id")["location_id"].transform("count")
+    probabilities, outcomes = [], []
+    for row, count in zip(stock.itertuples(), places, strict=True):
+        result = results.get(row.product_id)
+        if result is None:
+            continue
+        share = 1 / count
+        mean = result.mean * share
+        sd = np.maximum(result.upper - result.mean, 0) * share / 1.2816
+        lead = int(row.lead_time_days)
+        risk = inventory_risk(int(row.on_hand), lead, mean, sd)
+        demand = holdouts[row.product_id][:lead].sum() * share
+        probabilities.append(risk.stockout_probability)
+        outcomes.append(float(demand > row.on_hand))
+    p, o = np.array(probabilities), np.array(outcomes)
+    brier = float(np.mean((p - o) ** 2))
+    base = float(np.mean((o.mean() - o) ** 2))
+    predicted = p >= 0.5
+    recall = float((predicted & (o == 1)).sum() / max((o == 1).sum(), 1))
+    precision = float((predicted & (o == 1)).sum() / max(predicted.sum(), 1))
+
+    models = pd.Series([r.model for r in results.values()]).value_counts().to_dict()
+    print(f"shop {folder}: {len(results)} product series, holdout {args.holdout} days")
+    print(
+        f"models chosen: {models}; {len(results) / seconds:.1f} series/s ({args.workers} processes)"
+    )
+    print(
+        f"MASE over the holdout (vs in-sample seasonal naive): chosen model median "
+        f"{np.median(chosen_a[keep]):.3f}, mean {np.mean(chosen_a[keep]):.3f}; seasonal naive "
+        f"median {np.median(naive_a[keep]):.3f}, mean {np.mean(naive_a[keep]):.3f}"
+    )
+    print(
+        f"stockouts: {len(o)} stock records, {int(o.sum())} ran out within their lead time "
+        f"(base rate {o.mean():.3f}); Brier {brier:.3f} (base-rate Brier {base:.3f}); "
+        f"recall {recall:.3f}, precision {precision:.3f} at p >= 0.5"
+    )
+
+
+if __name__ == "__main__":
+    main()
