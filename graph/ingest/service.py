@@ -33,7 +33,13 @@ from graph.cypher import load_cypher
 from graph.errors import ValidationFailed
 from graph.ingest.formats import PERSONAL_COLUMNS, RELATION_LABELS
 from graph.ingest.reader import DatasetFile, content_hash, find_files, iter_batches, read_header
-from graph.ingest.validation import ErrorCollector, References, RowError, check_types
+from graph.ingest.validation import (
+    ErrorCollector,
+    References,
+    RowError,
+    check_types,
+    unknown_reference,
+)
 from graph.settings import REPOSITORY_ROOT
 
 Mode = Literal["atomic", "quarantine"]
@@ -47,11 +53,7 @@ EVENT_RELATIONSHIPS = {
     "purchase": "PURCHASE_EVENT",
     "rating": "RATED",
 }
-PROMOTION_TARGETS = {
-    "product": ("Product", "product_id"),
-    "category": ("Category", "category_id"),
-    "brand": ("Brand", "brand_id"),
-}
+PROMOTION_TARGETS = {kind: RELATION_LABELS[kind] for kind in ("product", "category", "brand")}
 
 
 class ProgressSink:
@@ -274,7 +276,7 @@ class Ingestor:
     ) -> None:
         report.status = "running"
         self._save_run(report)
-        writer = _GraphWriter(self.driver, self.database, report.run_id)
+        writer = _GraphWriter(self.driver, self.database)
         try:
             for file in files:
                 file_report = report.files[file.spec.name]
@@ -375,16 +377,7 @@ class _Rules:
 
         def require(kind: str, column: str, ids: Iterable[str]) -> None:
             for missing in sorted(self.refs.unknown(kind, list(ids))):
-                errors.append(
-                    RowError(
-                        label,
-                        line,
-                        column,
-                        missing,
-                        f"unknown {kind} {missing!r}: not in this load nor in the graph",
-                        f"unknown_{kind}",
-                    )
-                )
+                errors.append(unknown_reference(label, line, column, kind, missing))
 
         if name == "categories":
             self.category_parents.append((line, row["category_id"], row["parent_id"]))
@@ -480,17 +473,7 @@ class _Rules:
                 continue
             if self.refs.unknown("category", [parent]):
                 errors.append(
-                    (
-                        line,
-                        RowError(
-                            label,
-                            line,
-                            "parent_id",
-                            parent,
-                            f"unknown category {parent!r}: not in this load nor in the graph",
-                            "unknown_category",
-                        ),
-                    )
+                    (line, unknown_reference(label, line, "parent_id", "category", parent))
                 )
                 continue
             seen: set[str] = {cid}
@@ -538,10 +521,9 @@ class _Rules:
 class _GraphWriter:
     """Turns validated rows into batched, idempotent Cypher writes."""
 
-    def __init__(self, driver: neo4j.Driver, database: str, run_id: str) -> None:
+    def __init__(self, driver: neo4j.Driver, database: str) -> None:
         self.driver = driver
         self.database = database
-        self.run_id = run_id
         self.touched_customers: set[str] = set()
         # Orders and (order, product) pairs written by earlier batches of this load: their
         # values add up instead of being set (a repeated line must never lose quantity).

@@ -16,18 +16,10 @@ from typing import Any
 import neo4j
 from pydantic import ValidationError
 
-from graph.ingest.formats import FileSpec
+from graph.ingest.formats import RELATION_LABELS, FileSpec
 
-#: Reference kinds and the node label/key they resolve to in the graph (an allow-list).
-REFERENCE_LABELS: dict[str, tuple[str, str]] = {
-    "category": ("Category", "category_id"),
-    "product": ("Product", "product_id"),
-    "brand": ("Brand", "brand_id"),
-    "customer": ("Customer", "customer_id"),
-    "supplier": ("Supplier", "supplier_id"),
-    "location": ("Location", "location_id"),
-    "attribute": ("Attribute", "attribute_id"),
-}
+#: Reference kinds and the node label/key they resolve to in the graph: the one allow-list.
+REFERENCE_LABELS = RELATION_LABELS
 
 
 @dataclass(frozen=True)
@@ -47,6 +39,18 @@ class RowError:
             where += f" column {self.column}"
         shown = "" if self.value is None else f" (value {str(self.value)[:80]!r})"
         return f"{where}{shown}: {self.reason}"
+
+
+def unknown_reference(file: str, line: int, column: str, kind: str, value: str) -> RowError:
+    """The error of a row naming an id that exists neither in this load nor in the graph."""
+    return RowError(
+        file,
+        line,
+        column,
+        value,
+        f"unknown {kind} {value!r}: not in this load nor in the graph",
+        f"unknown_{kind}",
+    )
 
 
 @dataclass
