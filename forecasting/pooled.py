@@ -29,9 +29,12 @@ class PooledLogRegression:
 
     alias = "PooledRegression"
 
-    def __init__(self, lag: int = 3, fourier: int = 2) -> None:
+    def __init__(self, lag: int = 3, fourier: int = 2, max_cross_products: int = 20) -> None:
         self.lag = lag
         self.fourier = fourier
+        # Up to this many products, each has its own effect of every competitor's price (the
+        # Dominick's category has 11); beyond, the mean competitor price has one effect each.
+        self.max_cross_products = max_cross_products
 
     def _design(self, frame: pd.DataFrame, prices: list[str]) -> pd.DataFrame:
         columns: dict[str, np.ndarray] = {}
@@ -41,11 +44,21 @@ class PooledLogRegression:
             else self._products
         )
         log_price = np.log(frame["price"].to_numpy(float))
+        pairwise = len(prices) <= self.max_cross_products
+        if not pairwise:
+            all_prices = frame[prices].to_numpy(float)
+            others = (np.nansum(all_prices, axis=1) - frame["price"].to_numpy(float)) / max(
+                len(prices) - 1, 1
+            )
+            log_competition = np.log(np.maximum(others, 1e-6))
         for product in products:
             own = (frame["product_id"] == product).to_numpy(float)
             columns[f"own_price:{product}"] = log_price * own
             columns[f"promo:{product}"] = frame["on_promotion"].to_numpy(float) * own
             columns[f"featured:{product}"] = frame["featured"].to_numpy(float) * own
+            if not pairwise:
+                columns[f"competition|{product}"] = log_competition * own
+                continue
             for other in prices:
                 if other != f"price:{product}":
                     columns[f"{other}|{product}"] = np.log(frame[other].to_numpy(float)) * own
@@ -68,7 +81,7 @@ class PooledLogRegression:
         self._prices = sorted(c for c in frame.columns if c.startswith("price:"))
         y = np.log(frame["units"].to_numpy(float))
         self._series_mean = pd.Series(y, index=frame.index).groupby(frame["series_id"]).mean()
-        frame = frame.assign(series_mean=frame["series_id"].map(self._series_mean))
+        frame = frame.copy().assign(series_mean=frame["series_id"].map(self._series_mean))
         design = self._design(frame, self._prices)
         self._x_mean = design.groupby(frame["series_id"]).mean()
         x = design.to_numpy() - self._x_mean.loc[frame["series_id"]].to_numpy()
@@ -85,7 +98,7 @@ class PooledLogRegression:
         """Median, MAPE-optimal point and lognormal intervals for each row of `frame`."""
         known = frame["series_id"].isin(self._series_mean.index).to_numpy()
         series_mean = frame["series_id"].map(self._series_mean).fillna(self._series_mean.mean())
-        frame = frame.assign(series_mean=series_mean)
+        frame = frame.copy().assign(series_mean=series_mean)
         design = self._design(frame, self._prices)
         x_mean = self._x_mean.reindex(frame["series_id"]).to_numpy()
         x_mean = np.where(np.isnan(x_mean), self._x_mean.mean().to_numpy(), x_mean)

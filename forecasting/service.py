@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from typing import Any
 
 import neo4j
 import numpy as np
+import pandas as pd
 
 from forecasting.backtest import mase
 from forecasting.models import ETS, ForecastModel, HistoricAverage, SeasonalNaive, WithFallback
+from forecasting.pooled import PooledLogRegression
 from forecasting.risk import inventory_risk
 from graph.cypher import load_cypher
 
@@ -194,8 +197,21 @@ def run_forecast(
                 }
                 at_risk += risk.stockout_probability >= 0.5
             rows.append(row)
+    # A product and location already forecast from orders keeps that forecast.
+    taken = {row["forecast_id"] for row in rows}
+    rows += [
+        row
+        for row in _weekly_sales_rows(driver, database, version, created, stock, horizon)
+        if row["forecast_id"] not in taken
+    ]
     write_forecasts(driver, database, version, rows)
     scaled = [r.mase for r in results if r.mase is not None]
+    models["PooledRegression"] = sum(1 for r in rows if r["model"] == "PooledRegression")
+    at_risk += sum(
+        1
+        for r in rows
+        if r["model"] == "PooledRegression" and (r["stockout_probability"] or 0) >= 0.5
+    )
     return ForecastRun(
         version,
         len(results),
@@ -204,6 +220,120 @@ def run_forecast(
         float(np.median(scaled)) if scaled else None,
         int(at_risk),
     )
+
+
+def _weekly_sales_rows(
+    driver: neo4j.Driver,
+    database: str,
+    version: str,
+    created: datetime,
+    stock: dict[tuple[str, str], tuple[int, int]],
+    horizon_days: int,
+) -> list[dict[str, Any]]:
+    """Forecast rows for series from the `sales` file (weekly, per product and location)."""
+    records = driver.execute_query(
+        load_cypher("forecasting", "weekly_sales"),
+        database_=database,
+        routing_=neo4j.RoutingControl.READ,
+    ).records
+    frame = sales_frame([r.data() for r in records])
+    if frame.empty or frame["series_id"].nunique() < 2:
+        return []
+    weeks = max(1, -(-horizon_days // WEEK))
+    _, ahead, predicted = forecast_weekly_sales(frame, weeks)
+    ahead = ahead.assign(
+        mean=predicted["PooledRegression"],
+        lower=predicted[f"PooledRegression-lo-{LEVEL}"],
+        upper=predicted[f"PooledRegression-hi-{LEVEL}"],
+    )
+    first_week = pd.to_datetime(frame["period_start"]).max() + pd.Timedelta(days=7)
+    rows = []
+    for _, group in ahead.sort_values("period").groupby("series_id"):
+        product_id, location_id = group["product_id"].iloc[0], group["location_id"].iloc[0]
+        mean = group["mean"].to_numpy() / WEEK  # per day, for the risk arithmetic
+        sd = np.maximum(group["upper"].to_numpy() - group["mean"].to_numpy(), 0) / 1.2816 / WEEK
+        on_hand, lead = stock.get((product_id, location_id), (None, None))
+        row: dict[str, Any] = {
+            "forecast_id": f"{version}|{product_id}|{location_id}",
+            "product_id": product_id,
+            "location_id": location_id,
+            "model_version": version,
+            "model": "PooledRegression",
+            "granularity": "week",
+            "created_at": created,
+            "first_day": first_week.date(),
+            "horizon_days": weeks * WEEK,
+            "mean": [round(float(v), 4) for v in group["mean"]],
+            "lower": [round(float(v), 4) for v in group["lower"]],
+            "upper": [round(float(v), 4) for v in group["upper"]],
+            "level": LEVEL,
+            "on_hand": on_hand,
+            "lead_time_days": lead,
+            "demand_over_lead_time": None,
+            "days_of_cover": None,
+            "stockout_probability": None,
+            "overstock": None,
+        }
+        if on_hand is not None:
+            daily_mean = np.repeat(mean, WEEK)
+            daily_sd = np.repeat(sd, WEEK)
+            risk = inventory_risk(int(on_hand), int(lead or 0), daily_mean, daily_sd)
+            row |= {
+                "demand_over_lead_time": risk.demand_over_lead_time,
+                "days_of_cover": risk.days_of_cover,
+                "stockout_probability": risk.stockout_probability,
+                "overstock": risk.overstock,
+            }
+        rows.append(row)
+    return rows
+
+
+def sales_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The long table of weekly sales: one row per product, location and week, with the
+    regressors (own price, promotion, feature), every other product's price in the same
+    location and week (its mean price there when it has no row that week), and the log units
+    three weeks earlier. Weeks without a row stay missing (explicit NaN), never zero: a store's
+    sales file may skip weeks for reasons other than no demand."""
+    frame = pd.DataFrame(records)
+    frame = frame[(frame["units"] > 0) & frame["price"].notna() & (frame["price"] > 0)].copy()
+    if frame.empty:
+        return frame
+    start = pd.to_datetime(frame["period_start"])
+    frame["period"] = ((start - start.min()).dt.days // 7).astype(int)
+    frame["series_id"] = frame["location_id"] + "/" + frame["product_id"]
+    wide = frame.pivot_table(index=["location_id", "period"], columns="product_id", values="price")
+    wide = wide.fillna(wide.groupby(level=0).transform("mean")).fillna(wide.mean())
+    wide.columns = [f"price:{c}" for c in wide.columns]
+    with warnings.catch_warnings():
+        # Hundreds of price columns: pandas warns about a "fragmented" frame; harmless here.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        frame = frame.merge(wide.reset_index(), on=["location_id", "period"], how="left").copy()
+    lag = frame[["series_id", "period", "units"]].copy()
+    lag["period"] += 3
+    lag["y_lag"] = np.log(lag.pop("units"))
+    return frame.merge(lag, on=["series_id", "period"], how="left")
+
+
+def forecast_weekly_sales(
+    frame: pd.DataFrame, weeks: int
+) -> tuple[PooledLogRegression, pd.DataFrame, dict[str, np.ndarray]]:
+    """Fits the pooled regression on every week and forecasts `weeks` more per series, with
+    each series' last price, the competitors' last prices and no promotion or feature."""
+    model = PooledLogRegression().fit(frame)
+    last = frame.sort_values("period").groupby("series_id").tail(1)
+    future = []
+    for step in range(1, weeks + 1):
+        rows = last.copy()
+        rows["period"] = rows["period"] + step
+        rows["on_promotion"] = False
+        rows["featured"] = False
+        future.append(rows)
+    ahead = pd.concat(future, ignore_index=True).drop(columns=["y_lag"])
+    lag = frame[["series_id", "period", "units"]].copy()
+    lag["period"] += 3
+    lag["y_lag"] = np.log(lag.pop("units"))
+    ahead = ahead.merge(lag, on=["series_id", "period"], how="left")
+    return model, ahead, model.predict(ahead, level=(LEVEL,))
 
 
 def write_forecasts(

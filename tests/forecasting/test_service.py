@@ -44,11 +44,17 @@ def test_forecasts_are_versioned_with_one_current_per_product_and_location(
         database_=db,
     ).records[0]["v"]
     assert old == [first.version]
+    # Weekly store sales (the `sales` file) get the pooled regression, week by week.
+    weekly = [r for r in current if r["f"]["model"] == "PooledRegression"]
+    assert weekly and {r["location"] for r in weekly} == {"STORE-1"}
+    assert all(r["f"]["granularity"] == "week" and len(r["f"]["mean"]) == 2 for r in weekly)
+    assert all(r["f"]["lower"][0] <= r["f"]["mean"][0] <= r["f"]["upper"][0] for r in weekly)
     stocked = [r["f"] for r in current if r["f"]["on_hand"] is not None]
     assert stocked
     for f in stocked:
-        assert len(f["mean"]) == 14 and len(f["lower"]) == 14 and len(f["upper"]) == 14
+        days = 14 if f["model"] != "PooledRegression" else 2
+        assert len(f["mean"]) == days and len(f["lower"]) == days and len(f["upper"]) == days
         assert 0.0 <= f["stockout_probability"] <= 1.0
-        assert f["model"] in {"SeasonalNaive", "ETS", "HistoricAverage"}
+        assert f["model"] in {"SeasonalNaive", "ETS", "HistoricAverage", "PooledRegression"}
         if f["on_hand"] == 0 and f["demand_over_lead_time"] > 0:
             assert f["stockout_probability"] > 0.5
