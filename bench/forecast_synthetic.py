@@ -7,8 +7,8 @@ goes through the same model choice as `kgrec forecast` (forecasting/service.py),
 - MASE of that forecast over the holdout, scaled by the in-sample seasonal naive (7 days)
   error, beside the MASE of the seasonal naive forecast itself;
 - stockouts: each stock record of the shop (on hand, lead time), taken as the stock at the
-  cutoff, with an equal share of the product's demand, is a question "will demand over the lead time after the cutoff exceed what is on hand?".
-  The forecast's probability is scored against what the holdout's actual orders did: Brier
+  cutoff, with an equal share of the product's demand, is a question "will demand over the
+  lead time after the cutoff exceed what is on hand?". The forecast's probability is scored against what the holdout's actual orders did: Brier
   score (against the Brier of always answering the base rate) and recall of the stockouts
   that happened at a 0.5 threshold, with precision beside it.
 """
