@@ -8,9 +8,10 @@ goes through the same model choice as `kgrec forecast` (forecasting/service.py),
   error, beside the MASE of the seasonal naive forecast itself;
 - stockouts: each stock record of the shop (on hand, lead time), taken as the stock at the
   cutoff, with an equal share of the product's demand, is a question "will demand over the
-  lead time after the cutoff exceed what is on hand?". The forecast's probability is scored against what the holdout's actual orders did: Brier
-  score (against the Brier of always answering the base rate) and recall of the stockouts
-  that happened at a 0.5 threshold, with precision beside it.
+  lead time after the cutoff exceed what is on hand?". The forecast's probability is scored
+  against what the holdout's actual orders did: the Brier score (beside the Brier score of
+  always answering the base rate), and the recall of the stockouts that happened at a 0.5
+  threshold, with precision beside it.
 """
 
 from __future__ import annotations
