@@ -156,46 +156,26 @@ def run_forecast(
         locations_of.setdefault(pid, []).append((loc, on_hand, lead))
     rows: list[dict[str, Any]] = []
     models: dict[str, int] = {}
-    at_risk = 0
     created = datetime.now(UTC)
     for result in results:
         models[result.model] = models.get(result.model, 0) + 1
         places = locations_of.get(result.product_id) or [("ALL", None, None)]
         share = 1 / len(places)
         for location_id, on_hand, lead in places:
-            mean, lower, upper = result.mean * share, result.lower * share, result.upper * share
-            sd = np.maximum(upper - mean, 0) / 1.2816  # the 80% interval's half-width in sd
-            row: dict[str, Any] = {
-                "forecast_id": f"{version}|{result.product_id}|{location_id}",
-                "product_id": result.product_id,
-                "location_id": location_id,
-                "model_version": version,
-                "model": result.model,
-                "created_at": created,
-                "first_day": last_day + timedelta(days=1),
-                "horizon_days": horizon,
-                "mean": [round(float(v), 4) for v in mean],
-                "lower": [round(float(v), 4) for v in lower],
-                "upper": [round(float(v), 4) for v in upper],
-                "level": LEVEL,
-                "backtest_mae": result.backtest_mae,
-                "mase": result.mase,
-                "on_hand": on_hand,
-                "lead_time_days": lead,
-                "demand_over_lead_time": None,
-                "days_of_cover": None,
-                "stockout_probability": None,
-                "overstock": None,
-            }
-            if on_hand is not None:
-                risk = inventory_risk(int(on_hand), int(lead or 0), mean, sd)
-                row |= {
-                    "demand_over_lead_time": risk.demand_over_lead_time,
-                    "days_of_cover": risk.days_of_cover,
-                    "stockout_probability": risk.stockout_probability,
-                    "overstock": risk.overstock,
-                }
-                at_risk += risk.stockout_probability >= 0.5
+            row = forecast_row(
+                version=version,
+                created=created,
+                product_id=result.product_id,
+                location_id=location_id,
+                model=result.model,
+                first_day=last_day + timedelta(days=1),
+                mean=result.mean * share,
+                lower=result.lower * share,
+                upper=result.upper * share,
+                days_per_step=1,
+                stock=(on_hand, lead),
+            )
+            row |= {"backtest_mae": result.backtest_mae, "mase": result.mase}
             rows.append(row)
     # A product and location already forecast from orders keeps that forecast.
     taken = {row["forecast_id"] for row in rows}
@@ -207,11 +187,7 @@ def run_forecast(
     write_forecasts(driver, database, version, rows)
     scaled = [r.mase for r in results if r.mase is not None]
     models["PooledRegression"] = sum(1 for r in rows if r["model"] == "PooledRegression")
-    at_risk += sum(
-        1
-        for r in rows
-        if r["model"] == "PooledRegression" and (r["stockout_probability"] or 0) >= 0.5
-    )
+    at_risk = sum(1 for r in rows if (r["stockout_probability"] or 0) >= 0.5)
     return ForecastRun(
         version,
         len(results),
@@ -220,6 +196,59 @@ def run_forecast(
         float(np.median(scaled)) if scaled else None,
         int(at_risk),
     )
+
+
+def forecast_row(
+    *,
+    version: str,
+    created: datetime,
+    product_id: str,
+    location_id: str,
+    model: str,
+    first_day: date,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    days_per_step: int,
+    stock: tuple[int | None, int | None],
+) -> dict[str, Any]:
+    """The properties of one Forecast node, with the stock risk when the location has stock.
+    `days_per_step` is 1 for daily and 7 for weekly forecasts; risk is computed per day."""
+    on_hand, lead = stock
+    row: dict[str, Any] = {
+        "forecast_id": f"{version}|{product_id}|{location_id}",
+        "product_id": product_id,
+        "location_id": location_id,
+        "model_version": version,
+        "model": model,
+        "granularity": "day" if days_per_step == 1 else "week",
+        "created_at": created,
+        "first_day": first_day,
+        "horizon_days": len(mean) * days_per_step,
+        "mean": [round(float(v), 4) for v in mean],
+        "lower": [round(float(v), 4) for v in lower],
+        "upper": [round(float(v), 4) for v in upper],
+        "level": LEVEL,
+        "on_hand": on_hand,
+        "lead_time_days": lead,
+        "demand_over_lead_time": None,
+        "days_of_cover": None,
+        "stockout_probability": None,
+        "overstock": None,
+    }
+    if on_hand is not None:
+        # The 80% interval's upper half-width is 1.2816 standard deviations.
+        sd = np.maximum(np.asarray(upper) - np.asarray(mean), 0) / 1.2816
+        daily_mean = np.repeat(np.asarray(mean) / days_per_step, days_per_step)
+        daily_sd = np.repeat(sd / days_per_step, days_per_step)
+        risk = inventory_risk(int(on_hand), int(lead or 0), daily_mean, daily_sd)
+        row |= {
+            "demand_over_lead_time": risk.demand_over_lead_time,
+            "days_of_cover": risk.days_of_cover,
+            "stockout_probability": risk.stockout_probability,
+            "overstock": risk.overstock,
+        }
+    return row
 
 
 def _weekly_sales_rows(
@@ -250,40 +279,19 @@ def _weekly_sales_rows(
     rows = []
     for _, group in ahead.sort_values("period").groupby("series_id"):
         product_id, location_id = group["product_id"].iloc[0], group["location_id"].iloc[0]
-        mean = group["mean"].to_numpy() / WEEK  # per day, for the risk arithmetic
-        sd = np.maximum(group["upper"].to_numpy() - group["mean"].to_numpy(), 0) / 1.2816 / WEEK
-        on_hand, lead = stock.get((product_id, location_id), (None, None))
-        row: dict[str, Any] = {
-            "forecast_id": f"{version}|{product_id}|{location_id}",
-            "product_id": product_id,
-            "location_id": location_id,
-            "model_version": version,
-            "model": "PooledRegression",
-            "granularity": "week",
-            "created_at": created,
-            "first_day": first_week.date(),
-            "horizon_days": weeks * WEEK,
-            "mean": [round(float(v), 4) for v in group["mean"]],
-            "lower": [round(float(v), 4) for v in group["lower"]],
-            "upper": [round(float(v), 4) for v in group["upper"]],
-            "level": LEVEL,
-            "on_hand": on_hand,
-            "lead_time_days": lead,
-            "demand_over_lead_time": None,
-            "days_of_cover": None,
-            "stockout_probability": None,
-            "overstock": None,
-        }
-        if on_hand is not None:
-            daily_mean = np.repeat(mean, WEEK)
-            daily_sd = np.repeat(sd, WEEK)
-            risk = inventory_risk(int(on_hand), int(lead or 0), daily_mean, daily_sd)
-            row |= {
-                "demand_over_lead_time": risk.demand_over_lead_time,
-                "days_of_cover": risk.days_of_cover,
-                "stockout_probability": risk.stockout_probability,
-                "overstock": risk.overstock,
-            }
+        row = forecast_row(
+            version=version,
+            created=created,
+            product_id=product_id,
+            location_id=location_id,
+            model="PooledRegression",
+            first_day=first_week.date(),
+            mean=group["mean"].to_numpy(),
+            lower=group["lower"].to_numpy(),
+            upper=group["upper"].to_numpy(),
+            days_per_step=WEEK,
+            stock=stock.get((product_id, location_id), (None, None)),
+        )
         rows.append(row)
     return rows
 
