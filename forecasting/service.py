@@ -32,13 +32,21 @@ LEVEL = 80
 WEEK = 7
 
 
-def candidates() -> list[ForecastModel]:
-    """The models each series chooses from (each falls back when the series is too short)."""
-    return [
+#: Share of zero days above which a series counts as intermittent.
+INTERMITTENT = 0.5
+
+
+def candidates(y: np.ndarray) -> list[ForecastModel]:
+    """The models a series chooses from (each falls back when the series is too short).
+    Intermittent series (mostly zero days) skip ETS: its smooth level fits them badly and its
+    fits are what makes forecasting slow (docs/benchmarks.md)."""
+    models: list[ForecastModel] = [
         WithFallback(SeasonalNaive(WEEK), HistoricAverage()),
-        WithFallback(ETS(season_length=WEEK), HistoricAverage()),
         HistoricAverage(),
     ]
+    if np.mean(np.asarray(y) == 0) <= INTERMITTENT:
+        models.insert(1, WithFallback(ETS(season_length=WEEK), HistoricAverage()))
+    return models
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ def choose_and_forecast(
     """Rolling-origin backtest over the last `folds` windows, then a forecast by the winner."""
     product_id, y, horizon, folds = args
     scores: dict[str, float] = {}
-    models = candidates()
+    models = candidates(y)
     for model in models:
         errors = []
         for fold in range(folds, 0, -1):
