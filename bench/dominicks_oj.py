@@ -34,6 +34,7 @@ from forecasting.models import (
     WithFallback,
 )
 from forecasting.pooled import PooledLogRegression
+from forecasting.series import sales_frame
 
 WEEK_ONE = pd.Timestamp("1989-09-14")
 CUTOFFS = range(135, 158, 2)
@@ -49,18 +50,8 @@ PUBLISHED = {
 
 
 def load(folder: Path) -> pd.DataFrame:
-    sales = pd.read_csv(folder / "sales.csv")
-    sales["period"] = (pd.to_datetime(sales["period_start"]) - WEEK_ONE).dt.days // 7 + 1
-    sales["series_id"] = sales["location_id"] + "/" + sales["product_id"]
-    wide = sales.pivot_table(index=["location_id", "period"], columns="product_id", values="price")
-    wide.columns = [f"price:{c}" for c in wide.columns]
-    # A competitor absent that week: its average price in that store.
-    wide = wide.fillna(wide.groupby(level=0).transform("mean"))
-    sales = sales.merge(wide.reset_index(), on=["location_id", "period"], how="left")
-    lag = sales[["series_id", "period", "units"]].copy()
-    lag["period"] += 3
-    lag["y_lag"] = np.log(lag.pop("units"))
-    return sales.merge(lag, on=["series_id", "period"], how="left")
+    """The long table of `kgrec forecast`, with Dominick's week numbers as periods."""
+    return sales_frame(pd.read_csv(folder / "sales.csv"), origin=WEEK_ONE - pd.Timedelta(days=7))
 
 
 def series_forecasts(

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import resource
-import socket
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from bench.neo4j_startup import free_port
 from graph.driver import open_driver
 from graph.ingest.service import IngestOptions, Ingestor, ProgressSink
 from graph.local import LocalNeo4j
@@ -62,13 +62,6 @@ class Timings(ProgressSink):
 
     def finish(self) -> None:
         self._close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def main() -> None:

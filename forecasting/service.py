@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from forecasting.backtest import mase
 from forecasting.models import ETS, ForecastModel, HistoricAverage, SeasonalNaive, WithFallback
 from forecasting.pooled import PooledLogRegression
 from forecasting.risk import inventory_risk
+from forecasting.series import sales_frame, with_lagged_level
 from graph.cypher import load_cypher
 
 LEVEL = 80
@@ -304,32 +304,6 @@ def _weekly_sales_rows(
     return rows
 
 
-def sales_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The long table of weekly sales: one row per product, location and week, with the
-    regressors (own price, promotion, feature), every other product's price in the same
-    location and week (its mean price there when it has no row that week), and the log units
-    three weeks earlier. Weeks without a row stay missing (explicit NaN), never zero: a store's
-    sales file may skip weeks for reasons other than no demand."""
-    frame = pd.DataFrame(records)
-    frame = frame[(frame["units"] > 0) & frame["price"].notna() & (frame["price"] > 0)].copy()
-    if frame.empty:
-        return frame
-    start = pd.to_datetime(frame["period_start"])
-    frame["period"] = ((start - start.min()).dt.days // 7).astype(int)
-    frame["series_id"] = frame["location_id"] + "/" + frame["product_id"]
-    wide = frame.pivot_table(index=["location_id", "period"], columns="product_id", values="price")
-    wide = wide.fillna(wide.groupby(level=0).transform("mean")).fillna(wide.mean())
-    wide.columns = [f"price:{c}" for c in wide.columns]
-    with warnings.catch_warnings():
-        # Hundreds of price columns: pandas warns about a "fragmented" frame; harmless here.
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        frame = frame.merge(wide.reset_index(), on=["location_id", "period"], how="left").copy()
-    lag = frame[["series_id", "period", "units"]].copy()
-    lag["period"] += 3
-    lag["y_lag"] = np.log(lag.pop("units"))
-    return frame.merge(lag, on=["series_id", "period"], how="left")
-
-
 def forecast_weekly_sales(
     frame: pd.DataFrame, weeks: int
 ) -> tuple[PooledLogRegression, pd.DataFrame, dict[str, np.ndarray]]:
@@ -344,11 +318,7 @@ def forecast_weekly_sales(
         rows["on_promotion"] = False
         rows["featured"] = False
         future.append(rows)
-    ahead = pd.concat(future, ignore_index=True).drop(columns=["y_lag"])
-    lag = frame[["series_id", "period", "units"]].copy()
-    lag["period"] += 3
-    lag["y_lag"] = np.log(lag.pop("units"))
-    ahead = ahead.merge(lag, on=["series_id", "period"], how="left")
+    ahead = with_lagged_level(pd.concat(future, ignore_index=True).drop(columns=["y_lag"]), frame)
     return model, ahead, model.predict(ahead, level=(LEVEL,))
 
 

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -829,6 +830,7 @@ def _count_rows(file: DatasetFile) -> int:
     return max(count - 1, 0)
 
 
+@cache
 def code_version() -> str:
     """The package version, plus the git commit when run from a checkout."""
     from importlib.metadata import PackageNotFoundError, version

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,17 +12,16 @@ import httpx
 import pytest
 
 from graph.settings import Settings
-from tests.api.test_cli import session_server_env
+from tests.api.test_cli import environment, session_server_env
 from tests.conftest import free_port
 
 
 @contextmanager
 def api_server(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))}
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env={**clean, **env},
+        env=environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

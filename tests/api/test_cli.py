@@ -15,13 +15,28 @@ from tests.conftest import free_port, require_tool
 KGREC = [sys.executable, "-m", "api.cli"]
 
 
+def environment(settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any kgrec setting, plus `settings`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))}
+    return {**clean, **settings}
+
+
 def run_kgrec(
     *args: str, env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))}
     return subprocess.run(
-        [*KGREC, *args], env={**clean, **env}, capture_output=True, text=True, timeout=timeout
+        [*KGREC, *args], env=environment(env), capture_output=True, text=True, timeout=timeout
     )
+
+
+def unreachable_server_env(home: Path, port: int) -> dict[str, str]:
+    """Settings for an external server that nobody runs (a closed loopback port)."""
+    return {
+        "KGREC_HOME": str(home),
+        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
+        "NEO4J_MANAGED": "no",
+        "NEO4J_CONNECTION_TIMEOUT_S": "2",
+    }
 
 
 def session_server_env(settings: Settings) -> dict[str, str]:
@@ -73,12 +88,7 @@ def test_status_of_a_stopped_server_exits_3(tmp_path: Path) -> None:
 
 def test_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        "KGREC_HOME": str(tmp_path),
-        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
-        "NEO4J_MANAGED": "no",
-        "NEO4J_CONNECTION_TIMEOUT_S": "2",
-    }
+    env = unreachable_server_env(tmp_path, port)
     result = run_kgrec("schema", "apply", env=env)
     assert result.returncode == 1
     assert f"error: Cannot reach Neo4j at bolt://127.0.0.1:{port}" in result.stderr
@@ -87,12 +97,7 @@ def test_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_start_with_an_external_uri_starts_nothing(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        "KGREC_HOME": str(tmp_path),
-        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
-        "NEO4J_MANAGED": "no",
-        "NEO4J_CONNECTION_TIMEOUT_S": "2",
-    }
+    env = unreachable_server_env(tmp_path, port)
     result = run_kgrec("neo4j", "start", env=env)
     assert "a server kgrec does not manage; nothing local is started" in result.stdout
     assert result.returncode == 1  # and then says it cannot reach it
