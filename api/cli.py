@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api import cli_models
 from forecasting.service import run_forecast
 from graph.datasets import fetch as fetch_dataset
 from graph.driver import driver_scope
@@ -170,6 +171,7 @@ def demo() -> None:
                 f"Forecast {run.version}: {run.series:,} products, {run.at_risk:,} at risk of "
                 "a stockout before restock."
             )
+        _demo_model(settings, driver)
     password_hint = (
         f"the development default {DEVELOPMENT_PASSWORD!r}"
         if settings.neo4j.password.get_secret_value() == DEVELOPMENT_PASSWORD
@@ -193,6 +195,29 @@ def demo() -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+def _demo_model(settings: Settings, driver: neo4j.Driver) -> None:
+    """Trains and activates a quick knowledge-graph GNN unless a model is already active."""
+    from gnn.catalog import DEFAULT_MODEL
+    from gnn.registry import Registry
+    from gnn.train import RunOptions
+
+    registry = Registry(
+        driver, database=settings.neo4j.database, root=settings.app.home.resolve() / "models"
+    )
+    active = registry.active()
+    if active is not None:
+        console.print(f"Model {active.version_id} is active; nothing trained.")
+        return
+    options = RunOptions(
+        val_days=settings.app.validation_days,
+        test_days=0,
+        max_epochs=15,
+        dimensions=settings.app.embedding_dimensions,
+        allow_repurchase=settings.app.allow_repurchase,
+    )
+    cli_models.train_and_register(settings, driver, DEFAULT_MODEL, options)
 
 
 class _RichProgress(ProgressSink):
@@ -412,6 +437,12 @@ def package_version() -> str:
         return version("kgrec")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+# Model lifecycle commands live in api/cli_models.py.
+app.command()(cli_models.train)
+app.command()(cli_models.evaluate)
+app.add_typer(cli_models.models_app, name="models")
 
 
 def main() -> None:

@@ -204,7 +204,7 @@ class LocalNeo4j:
             "server.directories.plugins": str(self.settings.launcher_dir / "plugins"),
             "server.memory.pagecache.size": self.settings.pagecache,
             "dbms.security.auth_enabled": str(self.settings.auth_enabled).lower(),
-            "dbms.security.procedures.unrestricted": "apoc.*",
+            "dbms.security.procedures.unrestricted": "apoc.*,gds.*",
             "dbms.usage_report.enabled": "false",
             "initial.dbms.default_database": self.settings.database,
         }

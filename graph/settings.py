@@ -51,6 +51,20 @@ class AppSettings(BaseSettings):
     embedding_dimensions: int = Field(
         64, ge=8, le=4096, description="Size of product and customer embeddings (vector indexes)."
     )
+    activation_margin: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Relative validation NDCG@10 gain a model needs over the active one to be "
+        "activated.",
+    )
+    allow_repurchase: bool = Field(
+        False,
+        description="Recommend (and evaluate on) products a customer already bought.",
+    )
+    validation_days: int = Field(
+        28, ge=1, description="Latest days of orders held out to stop training and gate models."
+    )
 
 
 class Neo4jSettings(BaseSettings):
