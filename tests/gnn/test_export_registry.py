@@ -213,3 +213,32 @@ def test_kgrec_train_registers_and_activates(
     assert bad.returncode == 1 and "unknown model 'nope'" in bad.stderr
     rollback = run_kgrec("models", "rollback", env=env)
     assert rollback.returncode == 1 and "nothing to roll back to" in rollback.stderr
+
+
+def test_kgrec_evaluate_prints_the_table_and_writes_json(
+    graph: neo4j.Driver, settings: Settings, tmp_path: Path
+) -> None:
+    shop = generate_shop(SMALL, tmp_path / "shop")
+    ingest(graph, settings, shop.folder)
+    env = {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
+    output = tmp_path / "eval.json"
+    result = run_kgrec(
+        "evaluate",
+        "--models", "popularity,itemknn,kg-gnn",
+        "--val-days", "14",
+        "--test-days", "14",
+        "--bootstrap", "100",
+        "--max-epochs", "2",
+        "--json", str(output),
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "NDCG@10" in result.stdout and "itemknn" in result.stdout
+    payload = json.loads(output.read_text())
+    assert set(payload["models"]) == {"popularity", "itemknn", "kg-gnn"}
+    cell = payload["models"]["itemknn"]["test"]["slices"]["all"]["metrics"]["ndcg@10"]
+    assert cell["low"] <= cell["value"] <= cell["high"]
+    for slice_name in ("all", "cold_customers", "new_products"):
+        assert slice_name in payload["models"]["kg-gnn"]["test"]["slices"]
+    assert payload["split"]["test_interactions"] > 0
+    assert payload["models"]["kg-gnn"]["validation"]["period"] == "validation"
