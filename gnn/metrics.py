@@ -85,17 +85,3 @@ def bootstrap_mean(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return (float(values.mean()), float(low), float(high))
-
-
-def bootstrap_coverage(
-    top: np.ndarray, n_products: int, *, rounds: int = 200, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """Coverage and a bootstrap interval over the users whose lists are pooled."""
-    value = coverage(top, n_products)
-    if len(top) == 0:
-        return (value, value, value)
-    rng = np.random.default_rng(seed)
-    draws = [coverage(top[rng.integers(0, len(top), len(top))], n_products) for _ in range(rounds)]
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return (value, float(low), float(high))

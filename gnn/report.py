@@ -4,6 +4,7 @@ benchmark's Markdown. A figure prints as `value [low, high]` (bootstrap 95% inte
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ def cell(result: EvalResult, slice_name: str, metric: str, digits: int = 4) -> s
     if part is None or metric not in part.metrics:
         return "n/a"
     value, low, high = part.metrics[metric]
+    if math.isnan(low):
+        return f"{value:.{digits}f}"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
