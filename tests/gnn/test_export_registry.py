@@ -242,3 +242,30 @@ def test_kgrec_evaluate_prints_the_table_and_writes_json(
         assert slice_name in payload["models"]["kg-gnn"]["test"]["slices"]
     assert payload["split"]["test_interactions"] > 0
     assert payload["models"]["kg-gnn"]["validation"]["period"] == "validation"
+
+
+@pytest.mark.slow
+def test_demo_loads_forecasts_trains_and_activates(
+    graph: neo4j.Driver, settings: Settings, tmp_path: Path
+) -> None:
+    """What `make demo` runs, on an empty graph; a second run trains nothing."""
+    env = {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
+    first = run_kgrec("demo", env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "Activated kg-gnn-" in first.stdout and "kgrec demo is ready" in first.stdout
+    db = settings.neo4j.database
+    assert count(graph, settings, "MATCH (v:ModelVersion {active: true}) RETURN count(v)") == 1
+    assert count(graph, settings, "MATCH (f:Forecast {current: true}) RETURN count(f)") > 0
+    with_vectors = count(
+        graph, settings, "MATCH (p:Product) WHERE p.embedding IS NOT NULL RETURN count(p)"
+    )
+    assert with_vectors == count(graph, settings, "MATCH (p:Product) RETURN count(p)") > 0
+    second = run_kgrec("demo", env=env, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "is active; nothing trained" in second.stdout
+    assert (
+        graph.execute_query("MATCH (v:ModelVersion) RETURN count(v) AS n", database_=db).records[0][
+            "n"
+        ]
+        == 1
+    )
