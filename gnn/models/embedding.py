@@ -41,6 +41,19 @@ def _user_item_csr(train: GraphSnapshot) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(indptr), item
 
 
+def _recency_weights(train: GraphSnapshot, half_life_days: float) -> np.ndarray:
+    """Per distinct (customer, product) pair, in `_user_item_csr` order: 0.5 ** (age of the
+    pair's latest order line in days / half life); all ones when the half life is 0."""
+    keys = train.customer.astype(np.int64) * train.n_products + train.product
+    unique, inverse = np.unique(keys, return_inverse=True)
+    if half_life_days <= 0 or not len(keys):
+        return np.ones(len(unique), dtype=np.float64)
+    latest = np.full(len(unique), np.iinfo(np.int64).min)
+    np.maximum.at(latest, inverse, train.ts_ms)
+    age_days = (int(train.ts_ms.max()) - latest) / 86_400_000
+    return np.power(0.5, age_days / half_life_days)
+
+
 class _EmbeddingModel(EpochModel):
     embedding_model: ClassVar[bool] = True
     module: nn.ModuleDict
@@ -167,15 +180,17 @@ class _GraphModel(_EmbeddingModel):
         "epochs": 25,
         "lr": 0.01,
         "batch_size": 2048,
-        "temperature": 0.1,
+        "temperature": 0.2,
         "weight_decay": 0.0,
         "normalize": True,
         "item_bias": False,
         "customer_ids": True,
+        "half_life_days": 0.0,
     }
 
     def begin(self, train: GraphSnapshot, context: FitContext) -> None:
         self.indptr, self.items = _user_item_csr(train)
+        self.pair_weight = _recency_weights(train, float(self.params["half_life_days"]))
         self.trained_users = np.flatnonzero(np.diff(self.indptr) > 0)
         self.generator = torch.Generator().manual_seed(context.seed)
         self.conv = LGConv(normalize=False)
@@ -237,7 +252,11 @@ class _GraphModel(_EmbeddingModel):
             cols = torch.from_numpy(
                 np.concatenate([self.items[self.indptr[u] : self.indptr[u + 1]] for u in batch])
             )
-            weights = torch.from_numpy(1.0 / np.repeat(counts, counts).astype(np.float32))
+            weight = np.concatenate(
+                [self.pair_weight[self.indptr[u] : self.indptr[u + 1]] for u in batch]
+            )
+            totals = np.repeat(np.add.reduceat(weight, np.cumsum(counts) - counts), counts)
+            weights = torch.from_numpy((weight / totals).astype(np.float32))
             loss = -(log_probs[rows, cols] * weights).sum() / len(batch)
             self.optimiser.zero_grad()
             loss.backward()
@@ -286,7 +305,7 @@ class KnowledgeGNN(_GraphModel):
         "id_dropout": 0.3,
         "cold_substitution": 0.2,
         "knowledge_edges": True,
-        "copurchase_neighbours": 10,
+        "copurchase_neighbours": 0,
     }
 
     def build(self, train: GraphSnapshot) -> None:
