@@ -36,7 +36,7 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert set(compose("config", "--volumes", env=env).stdout.split()) >= {"neo4j-data"}
     rendered = compose("config", env=env).stdout
     assert "image: neo4j:5.26" in rendered
-    assert "NEO4J_PLUGINS: '[\"apoc\", \"graph-data-science\"]'" in rendered
+    assert 'NEO4J_PLUGINS: \'["apoc", "graph-data-science"]\'' in rendered
     assert "condition: service_healthy" in rendered
     assert "NEO4J_URI: bolt://neo4j:7687" in rendered
 
