@@ -68,7 +68,7 @@ class _EpochBar:
             err_console.print(f"  {name} epoch {epoch}/{total}: loss {loss:.4f}{shown}")
 
 
-def _parse_params(values: list[str] | None, models: list[str]) -> dict[str, dict[str, Any]]:
+def parse_params(values: list[str] | None, models: list[str]) -> dict[str, dict[str, Any]]:
     """`--param kg-gnn.layers=3` or `--param layers=3` (every chosen model that has it)."""
     from gnn.models import MODELS
 
@@ -185,7 +185,7 @@ def train(
         max_epochs=max_epochs,
         dimensions=settings.app.embedding_dimensions,
         allow_repurchase=settings.app.allow_repurchase,
-        params=_parse_params(param, [model]),
+        params=parse_params(param, [model]),
     )
     began = time.monotonic()
     with driver_scope(settings.neo4j) as driver:
@@ -287,7 +287,7 @@ def evaluate(
         dimensions=settings.app.embedding_dimensions,
         allow_repurchase=settings.app.allow_repurchase,
         bootstrap_rounds=bootstrap,
-        params=_parse_params(param, names),
+        params=parse_params(param, names),
     )
     runs: dict[str, ModelRun] = {}
     with driver_scope(settings.neo4j) as driver:

@@ -23,7 +23,9 @@ import resource
 import time
 from pathlib import Path
 
+from api.cli_models import parse_params
 from bench.neo4j_startup import free_port
+from gnn.models import MODELS
 from gnn.report import markdown, ties_with_best, write_json
 from gnn.snapshot import export_snapshot
 from gnn.train import Experiment, RunOptions
@@ -64,6 +66,13 @@ def main() -> None:
     parser.add_argument("--test-days", type=int)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--no-refit", action="store_true")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help="Model parameter MODEL.NAME=VALUE (repeatable), e.g. kg-gnn.knowledge_edges=false",
+    )
+    parser.add_argument("--label", help="Suffix for the results file (for variants).")
     parser.add_argument("--cache", type=Path, default=Path(".kgrec/bench"))
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
@@ -100,19 +109,16 @@ def main() -> None:
                 flush=True,
             )
             defaults = SHOPS[args.shop]
+            names = list(MODELS) if args.models == "all" else args.models.split(",")
             options = RunOptions(
                 val_days=args.val_days or defaults["val_days"],
                 test_days=args.test_days or defaults["test_days"],
                 bootstrap_rounds=args.bootstrap,
                 refit=not args.no_refit,
+                params=parse_params(args.param, names),
             )
             experiment = Experiment(snapshot, options)
             print(f"split: {experiment.split.describe()}", flush=True)
-            names = (
-                list(__import__("gnn.models", fromlist=["MODELS"]).MODELS)
-                if args.models == "all"
-                else args.models.split(",")
-            )
 
             def on_epoch(name: str, epoch: int, total: int, loss: float, val: float | None) -> None:
                 shown = "" if val is None else f" val NDCG@10 {val:.4f}"
@@ -143,7 +149,8 @@ def main() -> None:
     print(f"verdict on NDCG@10: {json.dumps(ties_with_best(results))}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS): {peak:,.0f} MiB")
-    output = args.output or args.cache / "results" / f"recommend-{label}.json"
+    suffix = f"-{args.label}" if args.label else ""
+    output = args.output or args.cache / "results" / f"recommend-{label}{suffix}.json"
     write_json(
         output,
         {
