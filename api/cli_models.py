@@ -176,6 +176,14 @@ def train(
         raise KgrecError(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     if force and not reason:
         raise KgrecError("--force needs --reason: forced activations are audited")
+    params = parse_params(param, [model])
+    dim = params.get(model, {}).get("dim")
+    if dim is not None and dim != settings.app.embedding_dimensions:
+        raise KgrecError(
+            f"--param dim={dim}: served embeddings must match the vector indexes "
+            f"(KGREC_EMBEDDING_DIMENSIONS={settings.app.embedding_dimensions}); change that "
+            "setting instead"
+        )
     options = RunOptions(
         val_days=val_days or settings.app.validation_days,
         test_days=0,
@@ -185,7 +193,7 @@ def train(
         max_epochs=max_epochs,
         dimensions=settings.app.embedding_dimensions,
         allow_repurchase=settings.app.allow_repurchase,
-        params=parse_params(param, [model]),
+        params=params,
     )
     began = time.monotonic()
     with driver_scope(settings.neo4j) as driver:

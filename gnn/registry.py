@@ -222,6 +222,7 @@ class Registry:
                 f"{version_id} ({candidate.model}) has no embeddings to serve; activate an "
                 "embedding model (bpr, lightgcn, kg-gnn)"
             )
+        self._check_dimensions(candidate)
         gate = _gate(candidate, current, margin)
         passed = gate is None
         if not passed and not force:
@@ -263,6 +264,21 @@ class Registry:
             gate=gate or "passed",
             nodes_written=written,
         )
+
+    def _check_dimensions(self, version: ModelVersion) -> None:
+        """The vector indexes accept one size; a version of another size is refused."""
+        records = self.driver.execute_query(
+            "SHOW VECTOR INDEXES YIELD name, options WHERE name = 'product_embedding' "
+            "RETURN options.indexConfig['vector.dimensions'] AS dimensions",
+            database_=self.database,
+        ).records
+        size = version.properties.get("dimensions")
+        if records and size is not None and int(records[0]["dimensions"]) != int(size):
+            raise RegistryError(
+                f"{version.version_id} has {size}-dimensional embeddings but the vector indexes "
+                f"hold {records[0]['dimensions']}: train with the configured "
+                "KGREC_EMBEDDING_DIMENSIONS, or change it and rebuild the indexes"
+            )
 
     def rollback(self, *, actor: str | None = None, reason: str | None = None) -> Activation:
         """Reactivates the version that was active before the current one (no gate)."""

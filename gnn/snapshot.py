@@ -37,6 +37,10 @@ NODE_TYPES = (
     "region",
 )
 
+#: Event relationship types read as interaction edges (each time in their `ts` list is one
+#: event). Purchases come from orders; ratings are given after the purchase.
+EVENT_KINDS = ("VIEWED", "CLICKED", "ADDED_TO_CART")
+
 #: Knowledge edge sets: name -> (source node type, target node type).
 KNOWLEDGE_EDGES: dict[str, tuple[str, str]] = {
     "in_category": ("product", "category"),
@@ -82,6 +86,12 @@ class GraphSnapshot:
     product: np.ndarray
     ts_ms: np.ndarray
     quantity: np.ndarray
+    # Storefront events (views, clicks, carts; not purchases or ratings), one row per event
+    # time: customer, product, kind index into EVENT_KINDS, time. Sorted by time.
+    event_customer: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    event_product: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    event_kind: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    event_ts_ms: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     counts: dict[str, int] = field(default_factory=dict)
     ingest_runs: list[str] = field(default_factory=list)
     export_seconds: float = 0.0
@@ -104,7 +114,16 @@ class GraphSnapshot:
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(src).tobytes())
             digest.update(np.ascontiguousarray(dst).tobytes())
-        for array in (self.customer, self.product, self.ts_ms, self.quantity):
+        for array in (
+            self.customer,
+            self.product,
+            self.ts_ms,
+            self.quantity,
+            self.event_customer,
+            self.event_product,
+            self.event_kind,
+            self.event_ts_ms,
+        ):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
@@ -248,6 +267,19 @@ def export_snapshot(
     sort = np.lexsort((lines[:, 1], lines[:, 0], lines[:, 2]))
     lines = lines[sort]
 
+    event_chunks: list[np.ndarray] = []
+    kind_index = {kind: i for i, kind in enumerate(EVENT_KINDS)}
+    for batch in stream(load_cypher("gnn", "export_events")):
+        chunk = np.empty((len(batch), 4), dtype=np.int64)
+        chunk[:, 0] = [customer_index[r[0]] for r in batch]
+        chunk[:, 1] = [product_index[r[1]] for r in batch]
+        chunk[:, 2] = [kind_index[r[2]] for r in batch]
+        chunk[:, 3] = [r[3] for r in batch]
+        event_chunks.append(chunk)
+        report("events", len(batch))
+    events = np.concatenate(event_chunks) if event_chunks else np.empty((0, 4), np.int64)
+    events = events[np.lexsort((events[:, 2], events[:, 1], events[:, 0], events[:, 3]))]
+
     runs = [
         row[0]
         for batch in stream("MATCH (r:IngestRun) RETURN r.run_id ORDER BY r.started_at")
@@ -265,18 +297,28 @@ def export_snapshot(
         product=lines[:, 1].astype(np.int64),
         ts_ms=lines[:, 2].astype(np.int64),
         quantity=lines[:, 3].astype(np.float32),
+        event_customer=events[:, 0],
+        event_product=events[:, 1],
+        event_kind=events[:, 2],
+        event_ts_ms=events[:, 3],
         ingest_runs=runs,
     )
     snapshot.counts = {f"nodes.{name}": len(m) for name, m in maps.items()}
     snapshot.counts.update({f"edges.{name}": len(src) for name, (src, _) in edges.items()})
     snapshot.counts["interactions"] = len(snapshot.customer)
+    snapshot.counts["events"] = len(snapshot.event_ts_ms)
     snapshot.export_seconds = time.monotonic() - began
     return snapshot
 
 
-def to_hetero_data(snapshot: GraphSnapshot, interactions: np.ndarray | None = None) -> Any:
+def to_hetero_data(
+    snapshot: GraphSnapshot,
+    interactions: np.ndarray | None = None,
+    events_before: int | None = None,
+) -> Any:
     """A PyG `HeteroData` of the snapshot; `interactions` (a boolean mask) limits the bought
-    edges, for example to a training period. Edges get reverse types for message passing."""
+    edges and `events_before` (epoch millis) the event edges, for example to a training
+    period. Edges get reverse types for message passing."""
     import torch
     from torch_geometric.data import HeteroData
 
@@ -289,6 +331,17 @@ def to_hetero_data(snapshot: GraphSnapshot, interactions: np.ndarray | None = No
     data["customer", "bought", "product"].time = torch.from_numpy(snapshot.ts_ms[mask])
     data["customer", "bought", "product"].quantity = torch.from_numpy(snapshot.quantity[mask])
     data["product", "rev_bought", "customer"].edge_index = bought.flip(0)
+    for kind_number, kind in enumerate(EVENT_KINDS):
+        pick = snapshot.event_kind == kind_number
+        if events_before is not None:
+            pick &= snapshot.event_ts_ms < events_before
+        name = kind.lower()
+        index = torch.from_numpy(
+            np.stack([snapshot.event_customer[pick], snapshot.event_product[pick]])
+        )
+        data["customer", name, "product"].edge_index = index
+        data["customer", name, "product"].time = torch.from_numpy(snapshot.event_ts_ms[pick])
+        data["product", f"rev_{name}", "customer"].edge_index = index.flip(0)
     for name, (src, dst) in snapshot.edges.items():
         src_type, dst_type = KNOWLEDGE_EDGES[name]
         index = torch.from_numpy(np.stack([src, dst]))

@@ -73,22 +73,27 @@ def temporal_split(snapshot: GraphSnapshot, *, val_days: int, test_days: int) ->
 
 
 def training_view(snapshot: GraphSnapshot, before_ms: int) -> GraphSnapshot:
-    """The snapshot with only the interactions strictly before `before_ms`."""
+    """The snapshot with only the order lines and events strictly before `before_ms`."""
     keep = snapshot.ts_ms < before_ms
+    events = snapshot.event_ts_ms < before_ms
     view = replace(
         snapshot,
         customer=snapshot.customer[keep],
         product=snapshot.product[keep],
         ts_ms=snapshot.ts_ms[keep],
         quantity=snapshot.quantity[keep],
+        event_customer=snapshot.event_customer[events],
+        event_product=snapshot.event_product[events],
+        event_kind=snapshot.event_kind[events],
+        event_ts_ms=snapshot.event_ts_ms[events],
     )
     assert_no_leakage(view, before_ms)
     return view
 
 
 def assert_no_leakage(view: GraphSnapshot, before_ms: int) -> None:
-    if len(view.ts_ms) and int(view.ts_ms.max()) >= before_ms:
-        raise LeakageError(
-            f"an interaction at {int(view.ts_ms.max())} ms reached training "
-            f"(cut-off {before_ms} ms)"
-        )
+    for what, times in (("an order line", view.ts_ms), ("an event", view.event_ts_ms)):
+        if len(times) and int(times.max()) >= before_ms:
+            raise LeakageError(
+                f"{what} at {int(times.max())} ms reached training (cut-off {before_ms} ms)"
+            )

@@ -306,6 +306,7 @@ class KnowledgeGNN(_GraphModel):
         "cold_substitution": 0.2,
         "knowledge_edges": True,
         "copurchase_neighbours": 0,
+        "event_edges": False,
     }
 
     def build(self, train: GraphSnapshot) -> None:
@@ -324,6 +325,11 @@ class KnowledgeGNN(_GraphModel):
                 src_type, dst_type = KNOWLEDGE_EDGES[name]
                 src_all.append(src + self.offsets[src_type])
                 dst_all.append(dst + self.offsets[dst_type])
+        if self.params["event_edges"] and len(train.event_ts_ms):
+            # Views, clicks and carts before the cut-off: what a customer looked at links them
+            # to products too (one edge per distinct pair).
+            src_all.append(train.event_customer + self.user_offset)
+            dst_all.append(train.event_product + self.item_offset)
         k = int(self.params["copurchase_neighbours"])
         if k > 0:
             # Co-purchase edges from training orders: each product to its k most similar

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gnn.snapshot import KNOWLEDGE_EDGES, GraphSnapshot, IdMap
+from gnn.snapshot import EVENT_KINDS, KNOWLEDGE_EDGES, GraphSnapshot, IdMap
+
+EVENT_TYPES = {"view": "VIEWED", "click": "CLICKED", "add_to_cart": "ADDED_TO_CART"}
 
 
 def snapshot_from_folder(folder: Path) -> GraphSnapshot:
@@ -67,6 +69,13 @@ def snapshot_from_folder(folder: Path) -> GraphSnapshot:
     product = maps["product"].lookup(orders.product_id)
     order = np.lexsort((product, customer, ts))
     created = _millis(products.created_at)
+    events = pd.read_csv(folder / "events.csv", dtype={"customer_id": str, "product_id": str})
+    events = events[events.type.isin(list(EVENT_TYPES))]
+    kinds = events.type.map(lambda t: EVENT_KINDS.index(EVENT_TYPES[t])).to_numpy(np.int64)
+    e_customer = maps["customer"].lookup(events.customer_id)
+    e_product = maps["product"].lookup(events.product_id)
+    e_ts = _millis(events.ts)
+    e_order = np.lexsort((kinds, e_product, e_customer, e_ts))
     return GraphSnapshot(
         maps=maps,
         product_price=products.price.astype(float).to_numpy(),
@@ -79,6 +88,10 @@ def snapshot_from_folder(folder: Path) -> GraphSnapshot:
         product=product[order],
         ts_ms=ts[order],
         quantity=orders.quantity.to_numpy(np.float32)[order],
+        event_customer=e_customer[e_order],
+        event_product=e_product[e_order],
+        event_kind=kinds[e_order],
+        event_ts_ms=e_ts[e_order],
     )
 
 

@@ -66,6 +66,12 @@ def test_export_counts_equal_graph_counts(graph: neo4j.Driver, settings: Setting
     assert promotes == sum(
         snap.counts[f"edges.promotes_{t}"] for t in ("product", "category", "brand")
     )
+    events = count(
+        graph,
+        settings,
+        "MATCH (:Customer)-[r:VIEWED|CLICKED|ADDED_TO_CART]->(:Product) RETURN sum(size(r.ts))",
+    )
+    assert snap.counts["events"] == events > 0
     # Stable id maps both ways, sorted; times ascending.
     ids = snap.maps["product"].ids
     assert ids == sorted(ids) and all(snap.maps["product"].index[i] == n for n, i in enumerate(ids))
@@ -156,6 +162,14 @@ def test_activation_gate_and_rollback_round_trip(
     ).records[0]
     assert stored["v"] == better.version_id
     np.testing.assert_allclose(stored["e"], vectors[7], rtol=1e-6)
+
+    # Vectors of another size than the indexes are refused, even forced.
+    narrow = MODELS["kg-gnn"](epochs=1, dim=16)
+    narrow.fit(train, FitContext())
+    odd = registry.register(narrow, snapshot=snap, metrics=_metrics(0.9), training={})
+    with pytest.raises(RegistryError, match="16-dimensional"):
+        registry.activate(odd.version_id, margin=0.0, force=True, reason="wrong size")
+    assert registry.active().version_id == better.version_id  # type: ignore[union-attr]
 
 
 def test_vector_index_finds_a_planted_embedding(graph: neo4j.Driver, settings: Settings) -> None:

@@ -73,6 +73,11 @@ def test_no_test_interaction_reaches_training(
         product=np.append(shop.product, planted_product),
         ts_ms=np.append(shop.ts_ms, planted_ts),
         quantity=np.append(shop.quantity, np.float32(1)),
+        # A view in the test period too: events are cut like order lines.
+        event_customer=np.append(shop.event_customer, planted_customer),
+        event_product=np.append(shop.event_product, planted_product),
+        event_kind=np.append(shop.event_kind, 0),
+        event_ts_ms=np.append(shop.event_ts_ms, planted_ts),
     )
     monkeypatch.setitem(MODELS, "recording", Recording)
     Recording.seen.clear()
@@ -81,11 +86,17 @@ def test_no_test_interaction_reaches_training(
     first_fit, refit = Recording.seen
     assert first_fit.ts_ms.max() < experiment.split.val_start_ms
     assert refit.ts_ms.max() < experiment.split.test_start_ms
+    assert first_fit.event_ts_ms.max() < experiment.split.val_start_ms
+    assert refit.event_ts_ms.max() < experiment.split.test_start_ms
     for seen in Recording.seen:
         pairs = set(zip(seen.customer.tolist(), seen.ts_ms.tolist(), strict=True))
         assert (planted_customer, planted_ts) not in pairs
-    with pytest.raises(LeakageError):
+        assert planted_ts not in set(seen.event_ts_ms.tolist())
+    with pytest.raises(LeakageError, match="order line"):
         assert_no_leakage(planted, split.test_start_ms)
+    only_event = replace(planted, ts_ms=np.empty(0, dtype=np.int64))
+    with pytest.raises(LeakageError, match="an event"):
+        assert_no_leakage(only_event, split.test_start_ms)
 
 
 def test_training_view_holds_only_the_past(shop: GraphSnapshot) -> None:
@@ -161,6 +172,9 @@ def test_hetero_data_matches_the_snapshot(shop: GraphSnapshot) -> None:
         shop.edges["in_category"][0]
     )
     assert ("category", "rev_in_category", "product") in data.edge_types
+    viewed = data["customer", "viewed", "product"]
+    assert viewed.edge_index.shape[1] == int((shop.event_kind == 0).sum()) > 0
     split = temporal_split(shop, val_days=14, test_days=14)
-    train = to_hetero_data(shop, split.train)
+    train = to_hetero_data(shop, split.train, events_before=split.val_start_ms)
     assert train["customer", "bought", "product"].time.max() < split.val_start_ms
+    assert train["customer", "viewed", "product"].time.max() < split.val_start_ms
