@@ -1,7 +1,6 @@
-// Storefront events for the models: one row per event time (each relationship keeps the list
-// of its times in `ts`), so a temporal split can cut them like order lines. The types are
-// gnn.snapshot.EVENT_KINDS.
+// Storefront events for the models: one row per (customer, product, type) relationship with
+// the list of its event times (epoch millis); the export explodes the lists, so a temporal
+// split can cut events like order lines. The types are gnn.snapshot.EVENT_KINDS.
 MATCH (c:Customer)-[r:VIEWED|CLICKED|ADDED_TO_CART]->(p:Product)
-UNWIND r.ts AS t
 RETURN c.customer_id AS customer, p.product_id AS product, type(r) AS kind,
-       t.epochMillis AS ts
+       [t IN r.ts | t.epochMillis] AS ts

@@ -270,13 +270,14 @@ def export_snapshot(
     event_chunks: list[np.ndarray] = []
     kind_index = {kind: i for i, kind in enumerate(EVENT_KINDS)}
     for batch in stream(load_cypher("gnn", "export_events")):
-        chunk = np.empty((len(batch), 4), dtype=np.int64)
-        chunk[:, 0] = [customer_index[r[0]] for r in batch]
-        chunk[:, 1] = [product_index[r[1]] for r in batch]
-        chunk[:, 2] = [kind_index[r[2]] for r in batch]
-        chunk[:, 3] = [r[3] for r in batch]
+        sizes = np.fromiter((len(r[3]) for r in batch), dtype=np.int64, count=len(batch))
+        chunk = np.empty((int(sizes.sum()), 4), dtype=np.int64)
+        chunk[:, 0] = np.repeat([customer_index[r[0]] for r in batch], sizes)
+        chunk[:, 1] = np.repeat([product_index[r[1]] for r in batch], sizes)
+        chunk[:, 2] = np.repeat([kind_index[r[2]] for r in batch], sizes)
+        chunk[:, 3] = [t for r in batch for t in r[3]]
         event_chunks.append(chunk)
-        report("events", len(batch))
+        report("events", len(chunk))
     events = np.concatenate(event_chunks) if event_chunks else np.empty((0, 4), np.int64)
     events = events[np.lexsort((events[:, 2], events[:, 1], events[:, 0], events[:, 3]))]
 
