@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
 from gnn.catalog import MODEL_NAMES
 from gnn.models.base import FitContext, Recommender
 from gnn.models.baselines import ContentBased, ItemKNN, Popularity
@@ -14,4 +18,14 @@ _CLASSES: dict[str, type[Recommender]] = {
 }
 MODELS: dict[str, type[Recommender]] = {name: _CLASSES[name] for name in MODEL_NAMES}
 
-__all__ = ["MODELS", "FitContext", "Recommender"]
+
+def load_model(path: Path) -> Recommender:
+    """A model saved by `Recommender.save` (a registry artifact's `model.pt`), ready to score."""
+    saved = torch.load(path, weights_only=False)
+    model = MODELS[saved["name"]](**saved["params"])
+    model.n_customers, model.n_products = saved["n_customers"], saved["n_products"]
+    model.load_state(saved["state"])
+    return model
+
+
+__all__ = ["MODELS", "FitContext", "Recommender", "load_model"]

@@ -84,7 +84,12 @@ class _EmbeddingModel(EpochModel):
         return {"module": {k: v.clone() for k, v in self.module.state_dict().items()}}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["module"])
+        """During a fit: the module's weights. From a saved file (no module built): the served
+        vectors, which is all `score` and `embeddings` need."""
+        if hasattr(self, "module"):
+            self.module.load_state_dict(state["module"])
+        if state.get("users") is not None:
+            self._users, self._items = state["users"], state["items"]
 
     def _extra_state(self) -> dict[str, Any]:
         return {"users": self._users, "items": self._items}

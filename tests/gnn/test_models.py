@@ -12,7 +12,7 @@ import pytest
 
 from gnn.catalog import MODEL_NAMES
 from gnn.evaluate import Evaluator
-from gnn.models import MODELS, FitContext, Recommender
+from gnn.models import MODELS, FitContext, Recommender, load_model
 from gnn.snapshot import GraphSnapshot, to_hetero_data
 from gnn.split import DAY_MS, LeakageError, assert_no_leakage, temporal_split, training_view
 from gnn.train import Experiment, RunOptions
@@ -178,3 +178,18 @@ def test_hetero_data_matches_the_snapshot(shop: GraphSnapshot) -> None:
     train = to_hetero_data(shop, split.train, events_before=split.val_start_ms)
     assert train["customer", "bought", "product"].time.max() < split.val_start_ms
     assert train["customer", "viewed", "product"].time.max() < split.val_start_ms
+
+
+@pytest.mark.parametrize("name", ["popularity", "itemknn", "content", "bpr", "kg-gnn"])
+def test_saved_models_score_the_same_after_loading(
+    shop: GraphSnapshot, tmp_path: Path, name: str
+) -> None:
+    split = temporal_split(shop, val_days=14, test_days=14)
+    params = {"epochs": 2} if "epochs" in MODELS[name].defaults else {}
+    model = MODELS[name](**params)
+    model.fit(training_view(shop, split.val_start_ms), FitContext(seed=3))
+    model.save(tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    users = np.arange(40)
+    np.testing.assert_allclose(loaded.score(users), model.score(users), rtol=1e-6)
+    assert loaded.params == model.params
