@@ -1,0 +1,165 @@
+"""The serving snapshot: everything a recommendation needs, in memory, read from the graph once.
+
+Active model vectors (from the active `ModelVersion`'s artifacts), product facts, stock summed
+over locations, the current forecasts' stock risk, promotions active now, popularity overall
+and per segment, and what each customer bought. Requests never read Neo4j for these; a new
+snapshot is built and swapped in whole (`recommender.engine.Engine.swap`), so a request sees
+either the old one or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import neo4j
+import numpy as np
+
+from graph.cypher import load_cypher
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promotion_id: str
+    discount_pct: float
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    version_id: str | None
+    product_ids: list[str]
+    product_index: dict[str, int]
+    names: list[str]
+    active: np.ndarray  # bool per product
+    on_hand: np.ndarray  # float per product, nan when no stock record
+    lead_time_days: np.ndarray  # float, nan when unknown
+    days_of_cover: np.ndarray  # float, nan when no current forecast
+    stockout_probability: np.ndarray  # float, nan when no current forecast
+    overstock: np.ndarray  # bool
+    promotions: dict[int, Promotion]  # best active promotion per product
+    popularity: np.ndarray  # buyers per product
+    customer_index: dict[str, int]
+    customer_segment: dict[str, str]
+    opted_out: frozenset[str]
+    segment_popularity: dict[str, np.ndarray]
+    bought: dict[str, np.ndarray]  # product indexes per customer id
+    customer_vectors: np.ndarray | None  # rows in `customer_index` order
+    product_vectors: np.ndarray | None  # rows in `product_ids` order
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def n_products(self) -> int:
+        return len(self.product_ids)
+
+
+def _vectors(
+    artifacts: Path, product_ids: list[str], customer_ids: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The version's vectors re-ordered to the snapshot's ids (zeros for ids it never saw)."""
+    maps = json.loads((artifacts / "id_maps.json").read_text())
+    saved = np.load(artifacts / "embeddings.npz")
+    out = []
+    for ids, saved_ids, matrix in (
+        (product_ids, maps["product"], saved["products"]),
+        (customer_ids, maps["customer"], saved["customers"]),
+    ):
+        where = {key: i for i, key in enumerate(saved_ids)}
+        block = np.zeros((len(ids), matrix.shape[1]), dtype=np.float32)
+        for row, key in enumerate(ids):
+            i = where.get(key)
+            if i is not None:
+                block[row] = matrix[i]
+        out.append(block)
+    return out[0], out[1]
+
+
+def load_snapshot(
+    driver: neo4j.Driver, *, database: str, now: datetime | None = None
+) -> ServingSnapshot:
+    """Reads the serving state from the graph (and the active version's artifacts)."""
+    moment = now or datetime.now(UTC)
+
+    def run(name: str, **params: object) -> list[neo4j.Record]:
+        records, _, _ = driver.execute_query(
+            load_cypher("recommender", name), params, database_=database
+        )
+        return records
+
+    products = run("snapshot_products")
+    product_ids = [r["id"] for r in products]
+    index = {pid: i for i, pid in enumerate(product_ids)}
+    n = len(product_ids)
+    on_hand = np.full(n, np.nan)
+    lead = np.full(n, np.nan)
+    cover = np.full(n, np.nan)
+    risk = np.full(n, np.nan)
+    overstock = np.zeros(n, dtype=bool)
+    popularity = np.zeros(n)
+    for i, r in enumerate(products):
+        if r["on_hand"] is not None:
+            on_hand[i] = float(r["on_hand"])
+        if r["lead_time_days"] is not None:
+            lead[i] = float(r["lead_time_days"])
+        if r["days_of_cover"] is not None:
+            cover[i] = float(r["days_of_cover"])
+        if r["stockout_probability"] is not None:
+            risk[i] = float(r["stockout_probability"])
+        overstock[i] = bool(r["overstock"])
+        popularity[i] = float(r["buyers"])
+    promotions: dict[int, Promotion] = {}
+    for r in run("snapshot_promotions", now=moment.isoformat()):
+        target = index.get(r["product_id"])
+        if target is None:
+            continue
+        promo = Promotion(r["promotion_id"], float(r["discount_pct"]), r["ends_at"].to_native())
+        if target not in promotions or promo.discount_pct > promotions[target].discount_pct:
+            promotions[target] = promo
+
+    customers = run("snapshot_customers")
+    customer_ids = [r["id"] for r in customers]
+    customer_index = {cid: i for i, cid in enumerate(customer_ids)}
+    segment = {r["id"]: r["segment"] for r in customers if r["segment"] is not None}
+    opted_out = frozenset(r["id"] for r in customers if r["personalization"] is False)
+    bought: dict[str, np.ndarray] = {}
+    segment_popularity: dict[str, np.ndarray] = {}
+    for r in run("snapshot_purchases"):
+        items = np.array([index[p] for p in r["products"] if p in index], dtype=np.int64)
+        bought[r["customer"]] = items
+        seg = segment.get(r["customer"])
+        if seg is not None:
+            counts = segment_popularity.setdefault(seg, np.zeros(n))
+            counts[items] += 1
+
+    version = run("snapshot_active_version")
+    version_id = None
+    product_vectors = customer_vectors = None
+    if version:
+        version_id = version[0]["version_id"]
+        product_vectors, customer_vectors = _vectors(
+            Path(version[0]["artifacts"]), product_ids, customer_ids
+        )
+    return ServingSnapshot(
+        version_id=version_id,
+        product_ids=product_ids,
+        product_index=index,
+        names=[r["name"] or r["id"] for r in products],
+        active=np.array([r["active"] is not False for r in products], dtype=bool),
+        on_hand=on_hand,
+        lead_time_days=lead,
+        days_of_cover=cover,
+        stockout_probability=risk,
+        overstock=overstock,
+        promotions=promotions,
+        popularity=popularity,
+        customer_index=customer_index,
+        customer_segment=segment,
+        opted_out=opted_out,
+        segment_popularity=segment_popularity,
+        bought=bought,
+        customer_vectors=customer_vectors,
+        product_vectors=product_vectors,
+        loaded_at=moment,
+    )
