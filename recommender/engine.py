@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from recommender.snapshot import ServingSnapshot
 
 PERSONAL = "personal"
+SIMILAR = "similar"
 SEGMENT_POPULAR = "segment_popular"
 GLOBAL_POPULAR = "global_popular"
 
@@ -35,6 +36,22 @@ class Adjustment:
     kind: str
     reason: str
     delta: float
+
+
+@dataclass(frozen=True)
+class WhyNot:
+    """Why a product is not in a customer's list: where it ranked, what removed it, its stock
+    state, and how far its score is from the last item shown."""
+
+    product_id: str
+    shown: bool
+    rank: int | None  # 1-based rank among all candidates by adjusted score, None if filtered
+    removed_by: list[str]
+    stock: str
+    score: float | None
+    last_shown_score: float | None
+    gap: float | None
+    strategy: str
 
 
 @dataclass(frozen=True)
@@ -173,3 +190,75 @@ class Engine:
             )
         ranked.sort(key=lambda item: -item.score)
         return ranked[:k]
+
+    def similar(self, product_id: str, k: int = 10) -> list[Item]:
+        """Products nearest to `product_id` by the active model's vectors (cosine); without
+        vectors, or for a product the model never saw, popular products instead. The anchor,
+        inactive and out-of-stock products are left out.
+
+        Raises:
+            KeyError: unknown product id.
+        """
+        snap = self._snapshot
+        anchor = snap.product_index[product_id]
+        allowed = snap.active & ~(snap.on_hand <= 0)
+        allowed[anchor] = False
+        vectors = snap.product_vectors
+        if vectors is not None and bool(np.any(vectors[anchor])):
+            norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(vectors[anchor])
+            scores = (vectors @ vectors[anchor]) / np.maximum(norms, 1e-12)
+            return self._rank(snap, scores, allowed, SIMILAR, k)
+        return self._rank(snap, snap.popularity.astype(float), allowed, GLOBAL_POPULAR, k)
+
+    def why_not(self, customer_id: str | None, product_id: str, k: int = 10) -> WhyNot:
+        """Explains a product's absence from (or place in) the customer's top `k`.
+
+        Raises:
+            KeyError: unknown product id.
+        """
+        snap = self._snapshot
+        product = snap.product_index[product_id]
+        shown = self.recommend(customer_id, k)
+        removed: list[str] = []
+        if not snap.active[product]:
+            removed.append("inactive")
+        if snap.on_hand[product] <= 0:
+            removed.append("out of stock")
+        bought = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
+        if product in set(bought.tolist()):
+            removed.append("already bought")
+        stock = (
+            "no stock record"
+            if np.isnan(snap.on_hand[product])
+            else f"{snap.on_hand[product]:g} in stock"
+        )
+        if not np.isnan(snap.stockout_probability[product]):
+            stock += f", stockout probability {snap.stockout_probability[product]:.0%}"
+        strategy = shown[0].strategy if shown else GLOBAL_POPULAR
+        ids = [i.product_id for i in shown]
+        if removed:
+            return WhyNot(product_id, False, None, removed, stock, None, None, None, strategy)
+        # Rank everything allowed with the same strategies, relevance rescaled over all of it,
+        # so the product's score and the last shown item's score are on one scale.
+        everything = Engine(snap, replace(self.weights, candidates=snap.n_products))
+        ranked = everything.recommend(customer_id, snap.n_products)
+        scores = {i.product_id: i.score for i in ranked}
+        order = [i.product_id for i in ranked]
+        last = scores.get(ids[-1]) if ids else None
+        if product_id not in scores:
+            return WhyNot(
+                product_id, False, None, ["not a candidate"], stock, None, last, None, strategy
+            )
+        score = scores[product_id]
+        gap = None if last is None else round(max(last - score, 0.0), 4)
+        return WhyNot(
+            product_id,
+            product_id in ids,
+            order.index(product_id) + 1,
+            [],
+            stock,
+            score,
+            last,
+            gap,
+            strategy,
+        )

@@ -11,6 +11,7 @@ from recommender.engine import (
     GLOBAL_POPULAR,
     PERSONAL,
     SEGMENT_POPULAR,
+    SIMILAR,
     Engine,
     RankingWeights,
     adjustments_for,
@@ -102,3 +103,33 @@ def test_swap_replaces_the_snapshot_whole() -> None:
     engine.swap(flipped)
     after = engine.recommend("C0", k=1)[0].product_id
     assert (before, after) == ("P1", "P0")
+
+
+def test_similar_products_by_cosine_and_popular_without_vectors() -> None:
+    engine = Engine(snapshot())
+    similar = engine.similar("P1", k=3)
+    # P2 (0.9, 0.1) is nearest to P1 (1, 0); P4 is out of stock, P5 inactive.
+    assert [i.product_id for i in similar][:2] == ["P2", "P3"]
+    assert all(i.strategy == SIMILAR for i in similar) and "P1" not in [
+        i.product_id for i in similar
+    ]
+    plain = Engine(replace(snapshot(), product_vectors=None)).similar("P1", k=2)
+    assert [i.strategy for i in plain] == [GLOBAL_POPULAR] * 2
+
+
+def test_why_not_names_the_filter_or_the_gap() -> None:
+    engine = Engine(snapshot())
+    bought = engine.why_not("C0", "P2", k=2)
+    assert not bought.shown and bought.removed_by == ["already bought"]
+    assert bought.stock == "30 in stock, stockout probability 0%"
+    out = engine.why_not("C0", "P4", k=2)
+    assert out.removed_by == ["out of stock"] and out.rank is None
+    assert engine.why_not("C0", "P5", k=2).removed_by == ["inactive"]
+    shown = engine.why_not("C0", "P1", k=2)
+    assert shown.shown and shown.rank == 1 and shown.gap == 0.0
+    # C0's candidates are P1, P3, P0 (P2, P4, P5 filtered); with k = 1 the rest are ranked.
+    lower = engine.why_not("C0", "P0", k=1)
+    assert not lower.shown and lower.rank == 3 and lower.removed_by == []
+    assert lower.gap is not None and lower.gap > 0
+    assert lower.gap == round(lower.last_shown_score - lower.score, 4)  # type: ignore[operator]
+    assert lower.strategy == PERSONAL
