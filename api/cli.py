@@ -9,7 +9,6 @@ from typing import Annotated
 
 import neo4j
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -23,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from api import cli_models
+from api.console import console, err_console
 from forecasting.service import run_forecast
 from graph.datasets import fetch as fetch_dataset
 from graph.driver import driver_scope
@@ -47,8 +47,6 @@ app.add_typer(schema_app, name="schema")
 datasets_app = typer.Typer(help="Public data sets in the input format.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(soft_wrap=True, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts' `status`
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import resource
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.console import console, err_console
 from gnn.catalog import DEFAULT_MODEL, MODEL_NAMES
 from graph.driver import driver_scope
 from graph.errors import KgrecError
@@ -25,9 +23,6 @@ if TYPE_CHECKING:  # PyTorch loads only when a model command runs
     from gnn.snapshot import GraphSnapshot
     from gnn.train import Experiment, ModelRun, RunOptions
 
-# Tables stay readable when piped (rich would squeeze them into 80 columns).
-console = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 models_app = typer.Typer(
     help="Model versions: list, show, activate (gated), roll back, query embeddings.",
@@ -66,49 +61,6 @@ class _EpochBar:
         self.bar.update(self.tasks[name], completed=epoch, description=text)
         if not err_console.is_terminal:
             err_console.print(f"  {name} epoch {epoch}/{total}: loss {loss:.4f}{shown}")
-
-
-def parse_params(values: list[str] | None, models: list[str]) -> dict[str, dict[str, Any]]:
-    """`--param kg-gnn.layers=3` or `--param layers=3` (every chosen model that has it)."""
-    from gnn.models import MODELS
-
-    out: dict[str, dict[str, Any]] = {}
-    for raw in values or []:
-        if "=" not in raw:
-            raise KgrecError(f"--param {raw!r}: expected NAME=VALUE or MODEL.NAME=VALUE")
-        key, text = raw.split("=", 1)
-        target_models = models
-        if "." in key:
-            model, key = key.split(".", 1)
-            target_models = [model]
-        applied = False
-        for model in target_models:
-            defaults = MODELS[model].defaults if model in MODELS else {}
-            if key in defaults:
-                out.setdefault(model, {})[key] = _coerce(text, defaults[key], raw)
-                applied = True
-        if not applied:
-            raise KgrecError(f"--param {raw!r}: no chosen model has a parameter {key!r}")
-    return out
-
-
-def _coerce(text: str, default: Any, raw: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError(text)
-            return text.lower() in {"true", "1", "yes"}
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, list):
-            return json.loads(text)
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise KgrecError(
-            f"--param {raw!r}: {text!r} is not a valid {type(default).__name__}"
-        ) from exc
-    return text
 
 
 def _export(settings: Settings, driver: Any) -> GraphSnapshot:
@@ -176,6 +128,8 @@ def train(
         raise KgrecError(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     if force and not reason:
         raise KgrecError("--force needs --reason: forced activations are audited")
+    from gnn.train import parse_params
+
     params = parse_params(param, [model])
     dim = params.get(model, {}).get("dim")
     if dim is not None and dim != settings.app.embedding_dimensions:
@@ -279,7 +233,7 @@ def evaluate(
 ) -> None:
     """Train every model the same way and compare them on the latest period (test)."""
     from gnn.report import headers, table_rows, ties_with_best, write_json
-    from gnn.train import RunOptions
+    from gnn.train import RunOptions, parse_params
 
     settings = get_settings()
     names = list(MODEL_NAMES) if models == "all" else [m.strip() for m in models.split(",")]

@@ -23,12 +23,11 @@ import resource
 import time
 from pathlib import Path
 
-from api.cli_models import parse_params
 from bench.neo4j_startup import free_port
 from gnn.models import MODELS
 from gnn.report import markdown, ties_with_best, write_json
 from gnn.snapshot import export_snapshot
-from gnn.train import Experiment, RunOptions
+from gnn.train import Experiment, RunOptions, parse_params
 from graph.datasets import fetch
 from graph.driver import open_driver
 from graph.ingest.reader import content_hash, find_files

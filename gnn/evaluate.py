@@ -10,6 +10,7 @@ over customers; catalogue coverage (a distinct count, not a mean) is reported wi
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,16 +69,9 @@ def _finite(value: float) -> float | None:
 def content_unit_vectors(snapshot: GraphSnapshot) -> np.ndarray:
     """L2-normalised multi-hot rows (categories with ancestors, brand, attributes) per product:
     the item space in which intra-list diversity is measured, the same for every model."""
-    n_cat = len(snapshot.maps["category"])
-    n_brand = len(snapshot.maps["brand"])
-    width = n_cat + n_brand + len(snapshot.maps["attribute"])
+    rows, cols, width = snapshot.content_pairs()
     vectors = np.zeros((snapshot.n_products, max(width, 1)), dtype=np.float32)
-    for p, cats in enumerate(snapshot.product_categories()):
-        vectors[p, cats] = 1.0
-    src, dst = snapshot.edges["has_brand"]
-    vectors[src, n_cat + dst] = 1.0
-    src, dst = snapshot.edges["has_attribute"]
-    vectors[src, n_cat + n_brand + dst] = 1.0
+    vectors[rows, cols] = 1.0
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -93,8 +87,6 @@ class Evaluator:
         end_ms: int,
         period: str,
         allow_repurchase: bool = False,
-        max_users: int | None = None,
-        seed: int = 0,
         unit_vectors: np.ndarray | None = None,
     ) -> None:
         self.period = period
@@ -126,15 +118,23 @@ class Evaluator:
         order = np.argsort(users)
         self.users = np.asarray(users, dtype=np.int64)[order]
         self.targets = [user_targets[i] for i in order]
-        if max_users is not None and len(self.users) > max_users:
-            pick = np.sort(np.random.default_rng(seed).choice(len(self.users), max_users, False))
-            self.users = self.users[pick]
-            self.targets = [self.targets[i] for i in pick]
         self.history_size = np.array([len(history.get(int(u), ())) for u in self.users])
         self.new_product = ~train_products
         self.unit_vectors = (
             unit_vectors if unit_vectors is not None else content_unit_vectors(snapshot)
         )
+
+    def sample(self, max_users: int, seed: int = 0) -> Evaluator:
+        """The same period on at most `max_users` customers drawn at random (early stopping
+        reads this); everything else is shared, not rebuilt."""
+        if len(self.users) <= max_users:
+            return self
+        pick = np.sort(np.random.default_rng(seed).choice(len(self.users), max_users, False))
+        other = copy.copy(self)
+        other.users = self.users[pick]
+        other.targets = [self.targets[i] for i in pick]
+        other.history_size = self.history_size[pick]
+        return other
 
     def top_k(self, model: Recommender, k: int = max(KS), chunk: int = 2048) -> np.ndarray:
         """[users, k] product indexes ranked by the model, with exclusions applied."""

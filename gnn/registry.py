@@ -26,6 +26,7 @@ from typing import Any
 import neo4j
 import numpy as np
 
+from gnn.catalog import EMBEDDING_MODELS
 from gnn.models.base import Recommender
 from gnn.snapshot import GraphSnapshot
 from graph.errors import KgrecError
@@ -220,7 +221,7 @@ class Registry:
         if not candidate.has_embeddings:
             raise RegistryError(
                 f"{version_id} ({candidate.model}) has no embeddings to serve; activate an "
-                "embedding model (bpr, lightgcn, kg-gnn)"
+                f"embedding model ({', '.join(EMBEDDING_MODELS)})"
             )
         self._check_dimensions(candidate)
         gate = _gate(candidate, current, margin)

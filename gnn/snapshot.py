@@ -146,6 +146,26 @@ class GraphSnapshot:
                 seen += 1
         return per_product
 
+    def content_pairs(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The products' content as (product rows, feature columns, width): feature columns are
+        the categories with their ancestors, then the brands, then the attributes. The one
+        layout the content baseline, the KG-GNN's content encoder and the diversity metric
+        share."""
+        chains = self.product_categories()
+        rows = [np.repeat(np.arange(self.n_products), [len(c) for c in chains])]
+        cols = [np.fromiter((c for chain in chains for c in chain), dtype=np.int64)]
+        n_cat, n_brand = len(self.maps["category"]), len(self.maps["brand"])
+        for name, offset in (("has_brand", n_cat), ("has_attribute", n_cat + n_brand)):
+            src, dst = self.edges[name]
+            rows.append(src)
+            cols.append(dst + offset)
+        width = n_cat + n_brand + len(self.maps["attribute"])
+        return (
+            np.concatenate(rows).astype(np.int64),
+            np.concatenate(cols).astype(np.int64),
+            width,
+        )
+
 
 # -- export from Neo4j ------------------------------------------------------------------------
 

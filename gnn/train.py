@@ -13,6 +13,7 @@ Protocol (the same for every model, in `kgrec train`, `kgrec evaluate` and the b
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from gnn.evaluate import EvalResult, Evaluator, content_unit_vectors
 from gnn.models import MODELS, FitContext, Recommender
 from gnn.snapshot import GraphSnapshot
 from gnn.split import TemporalSplit, temporal_split, training_view
+from graph.errors import KgrecError
 
 EpochCallback = Callable[[str, int, int, float, float | None], None]
 
@@ -74,6 +76,47 @@ class ModelRun:
         }
 
 
+def parse_params(values: list[str] | None, models: list[str]) -> dict[str, dict[str, Any]]:
+    """`--param kg-gnn.layers=3` or `--param layers=3` (every chosen model that has it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for raw in values or []:
+        if "=" not in raw:
+            raise KgrecError(f"--param {raw!r}: expected NAME=VALUE or MODEL.NAME=VALUE")
+        key, text = raw.split("=", 1)
+        target_models = models
+        if "." in key:
+            model, key = key.split(".", 1)
+            target_models = [model]
+        applied = False
+        for model in target_models:
+            defaults = MODELS[model].defaults if model in MODELS else {}
+            if key in defaults:
+                out.setdefault(model, {})[key] = _coerce(text, defaults[key], raw)
+                applied = True
+        if not applied:
+            raise KgrecError(f"--param {raw!r}: no chosen model has a parameter {key!r}")
+    return out
+
+
+def _coerce(text: str, default: Any, raw: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(text)
+            return text.lower() in {"true", "1", "yes"}
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, list):
+            return json.loads(text)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise KgrecError(
+            f"--param {raw!r}: {text!r} is not a valid {type(default).__name__}"
+        ) from exc
+    return text
+
+
 def build_model(
     name: str,
     options: RunOptions,
@@ -112,18 +155,11 @@ class Experiment:
             allow_repurchase=options.allow_repurchase,
             unit_vectors=vectors,
         )
-        self.early_stop_evaluator = self.val_evaluator
-        if options.validation_users and len(self.val_evaluator.users) > options.validation_users:
-            self.early_stop_evaluator = Evaluator(
-                snapshot,
-                start_ms=self.split.val_start_ms,
-                end_ms=self.split.test_start_ms,
-                period="validation",
-                allow_repurchase=options.allow_repurchase,
-                max_users=options.validation_users,
-                seed=options.seed,
-                unit_vectors=vectors,
-            )
+        self.early_stop_evaluator = (
+            self.val_evaluator.sample(options.validation_users, seed=options.seed)
+            if options.validation_users
+            else self.val_evaluator
+        )
         self.test_evaluator = (
             Evaluator(
                 snapshot,

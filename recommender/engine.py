@@ -125,7 +125,7 @@ class Engine:
         did not opt out), else popular in their segment, else popular overall; products out of
         stock, inactive or already bought are left out."""
         snap = self._snapshot
-        allowed = snap.active & ~(snap.on_hand <= 0)
+        allowed = snap.available.copy()
         bought = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
         allowed[bought] = False
         items: list[Item] = []
@@ -201,7 +201,7 @@ class Engine:
         """
         snap = self._snapshot
         anchor = snap.product_index[product_id]
-        allowed = snap.active & ~(snap.on_hand <= 0)
+        allowed = snap.available.copy()
         allowed[anchor] = False
         vectors = snap.product_vectors
         if vectors is not None and bool(np.any(vectors[anchor])):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import neo4j
@@ -53,6 +54,12 @@ class ServingSnapshot:
     @property
     def n_products(self) -> int:
         return len(self.product_ids)
+
+    @cached_property
+    def available(self) -> np.ndarray:
+        """Active and not out of stock (no stock record counts as available): computed once
+        per snapshot, copied by each request that filters further."""
+        return np.asarray(self.active & ~(self.on_hand <= 0))
 
 
 def _vectors(

@@ -120,20 +120,9 @@ def content_features(train: GraphSnapshot, price_levels: int = 5) -> sp.csr_matr
     price level (quantile of price within the product's leaf category)."""
     n = train.n_products
     cats = train.product_categories()
-    n_cat = len(train.maps["category"])
-    n_brand = len(train.maps["brand"])
-    n_attr = len(train.maps["attribute"])
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    for p, chain in enumerate(cats):
-        rows.append(np.full(len(chain), p))
-        cols.append(np.asarray(chain, dtype=np.int64))
-    src, dst = train.edges["has_brand"]
-    rows.append(src)
-    cols.append(n_cat + dst)
-    src, dst = train.edges["has_attribute"]
-    rows.append(src)
-    cols.append(n_cat + n_brand + dst)
+    content_rows, content_cols, content_width = train.content_pairs()
+    rows: list[np.ndarray] = [content_rows]
+    cols: list[np.ndarray] = [content_cols]
     # Price level within the leaf (the first category listed for the product).
     leaf = np.array([chain[0] if chain else -1 for chain in cats])
     level = np.full(n, -1)
@@ -145,8 +134,8 @@ def content_features(train: GraphSnapshot, price_levels: int = 5) -> sp.csr_matr
             level[members] = ranks * price_levels // len(members)
     has_level = level >= 0
     rows.append(np.flatnonzero(has_level))
-    cols.append(n_cat + n_brand + n_attr + level[has_level])
-    width = n_cat + n_brand + n_attr + price_levels
+    cols.append(content_width + level[has_level])
+    width = content_width + price_levels
     all_rows, all_cols = np.concatenate(rows), np.concatenate(cols)
     matrix = sp.csr_matrix(
         (np.ones(len(all_rows), np.float32), (all_rows, all_cols)), shape=(n, width)

@@ -41,22 +41,10 @@ def _user_item_csr(train: GraphSnapshot) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(indptr), item
 
 
-def _recency_weights(train: GraphSnapshot, half_life_days: float) -> np.ndarray:
-    """Per distinct (customer, product) pair, in `_user_item_csr` order: 0.5 ** (age of the
-    pair's latest order line in days / half life); all ones when the half life is 0."""
-    keys = train.customer.astype(np.int64) * train.n_products + train.product
-    unique, inverse = np.unique(keys, return_inverse=True)
-    if half_life_days <= 0 or not len(keys):
-        return np.ones(len(unique), dtype=np.float64)
-    latest = np.full(len(unique), np.iinfo(np.int64).min)
-    np.maximum.at(latest, inverse, train.ts_ms)
-    age_days = (int(train.ts_ms.max()) - latest) / 86_400_000
-    return np.power(0.5, age_days / half_life_days)
-
-
 class _EmbeddingModel(EpochModel):
     embedding_model: ClassVar[bool] = True
     module: nn.ModuleDict
+    optimiser: torch.optim.Optimizer
 
     def table(self, name: str) -> nn.Embedding:
         table = self.module[name]
@@ -94,8 +82,11 @@ class _EmbeddingModel(EpochModel):
     def _extra_state(self) -> dict[str, Any]:
         return {"users": self._users, "items": self._items}
 
-    def load_embeddings(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        self._users, self._items = users, items
+    def _step(self, loss: torch.Tensor) -> float:
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+        return loss.item()
 
 
 class BPRMF(_EmbeddingModel):
@@ -141,10 +132,7 @@ class BPRMF(_EmbeddingModel):
             margin = (users * pos).sum(1) - (users * neg).sum(1)
             reg = decay * (users.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / len(pick)
             loss = -torch.nn.functional.logsigmoid(margin).mean() + reg
-            self.optimiser.zero_grad()
-            loss.backward()
-            self.optimiser.step()
-            total, steps = total + loss.item(), steps + 1
+            total, steps = total + self._step(loss), steps + 1
         return total / max(steps, 1)
 
     def finish(self) -> None:
@@ -188,21 +176,14 @@ class _GraphModel(_EmbeddingModel):
         "temperature": 0.2,
         "weight_decay": 0.0,
         "normalize": True,
-        "item_bias": False,
-        "customer_ids": True,
-        "half_life_days": 0.0,
     }
 
     def begin(self, train: GraphSnapshot, context: FitContext) -> None:
         self.indptr, self.items = _user_item_csr(train)
-        self.pair_weight = _recency_weights(train, float(self.params["half_life_days"]))
         self.trained_users = np.flatnonzero(np.diff(self.indptr) > 0)
         self.generator = torch.Generator().manual_seed(context.seed)
         self.conv = LGConv(normalize=False)
         self.build(train)
-        if self.params["item_bias"]:
-            self.module["bias"] = nn.Embedding(train.n_products, 1)
-            nn.init.zeros_(self.table("bias").weight)
         self.optimiser = torch.optim.Adam(
             self.module.parameters(),
             lr=float(self.params["lr"]),
@@ -212,20 +193,11 @@ class _GraphModel(_EmbeddingModel):
     def build(self, train: GraphSnapshot) -> None:
         raise NotImplementedError
 
-    def internal_dim(self) -> int:
-        """Propagated width: one dimension less with `item_bias`, so served vectors are `dim`."""
-        return int(self.params["dim"]) - (1 if self.params["item_bias"] else 0)
-
     def inputs(self, training: bool) -> torch.Tensor:
         raise NotImplementedError
 
     def propagate(self, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.inputs(training)
-        if not self.params["customer_ids"]:
-            # Customers are what they bought (and their segment): no free vector of their own.
-            mask = torch.ones(len(x), 1)
-            mask[self.user_offset : self.user_offset + self.n_customers] = 0.0
-            x = x * mask
         layers = [x]
         for _ in range(int(self.params["layers"])):
             x = self.conv(x, self.adjacency)
@@ -249,37 +221,24 @@ class _GraphModel(_EmbeddingModel):
             batch = order[start : start + size]
             users, items = self.propagate(training=True)
             logits = users[torch.from_numpy(batch)] @ items.T / tau
-            if self.params["item_bias"]:
-                logits = logits + self.table("bias").weight.T
             log_probs = torch.log_softmax(logits, dim=1)
             counts = np.diff(self.indptr)[batch]
             rows = torch.from_numpy(np.repeat(np.arange(len(batch)), counts))
             cols = torch.from_numpy(
                 np.concatenate([self.items[self.indptr[u] : self.indptr[u + 1]] for u in batch])
             )
-            weight = np.concatenate(
-                [self.pair_weight[self.indptr[u] : self.indptr[u + 1]] for u in batch]
-            )
-            totals = np.repeat(np.add.reduceat(weight, np.cumsum(counts) - counts), counts)
-            weights = torch.from_numpy((weight / totals).astype(np.float32))
+            weights = torch.from_numpy(1.0 / np.repeat(counts, counts).astype(np.float32))
             loss = -(log_probs[rows, cols] * weights).sum() / len(batch)
-            self.optimiser.zero_grad()
-            loss.backward()
-            self.optimiser.step()
-            total, steps = total + loss.item(), steps + 1
+            total, steps = total + self._step(loss), steps + 1
         return total / max(steps, 1)
 
     def finish(self) -> None:
-        """Caches the serving vectors: the temperature is folded into the customer side, and
-        with `item_bias` one dimension carries the bias (customer 1, product bias), so a plain
-        dot product reproduces the training logits."""
+        """Caches the serving vectors, the temperature folded into the customer side, so a
+        plain dot product reproduces the training logits."""
         self.module.eval()
         with torch.no_grad():
             users, items = self.propagate(training=False)
             users = users / float(self.params["temperature"])
-            if self.params["item_bias"]:
-                users = torch.cat([users, torch.ones(len(users), 1)], dim=1)
-                items = torch.cat([items, self.table("bias").weight], dim=1)
         self._users, self._items = users.detach().clone(), items.detach().clone()
 
 
@@ -288,7 +247,7 @@ class LightGCN(_GraphModel):
     defaults: ClassVar[dict[str, Any]] = dict(_GraphModel.defaults)
 
     def build(self, train: GraphSnapshot) -> None:
-        dim = self.internal_dim()
+        dim = int(self.params["dim"])
         self.user_offset, self.item_offset = 0, train.n_customers
         n = train.n_customers + train.n_products
         src = np.repeat(np.arange(train.n_customers), np.diff(self.indptr))
@@ -315,7 +274,7 @@ class KnowledgeGNN(_GraphModel):
     }
 
     def build(self, train: GraphSnapshot) -> None:
-        dim = self.internal_dim()
+        dim = int(self.params["dim"])
         self.offsets: dict[str, int] = {}
         total = 0
         for node_type in NODE_TYPES:
@@ -351,19 +310,7 @@ class KnowledgeGNN(_GraphModel):
         )
         # Content encoder: mean of the product's feature embeddings (category path, brand,
         # attributes), as a sparse products x features averaging matrix.
-        categories = train.product_categories()
-        rows = [np.repeat(np.arange(train.n_products), [len(c) for c in categories])]
-        chains = [np.asarray(c, dtype=np.int64) for c in categories]
-        cols = [np.concatenate(chains) if chains else np.empty(0, dtype=np.int64)]
-        n_cat, n_brand = len(train.maps["category"]), len(train.maps["brand"])
-        src, dst = train.edges["has_brand"]
-        rows.append(src)
-        cols.append(dst + n_cat)
-        src, dst = train.edges["has_attribute"]
-        rows.append(src)
-        cols.append(dst + n_cat + n_brand)
-        r, c = np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
-        width = n_cat + n_brand + len(train.maps["attribute"])
+        r, c, width = train.content_pairs()
         per_row = np.bincount(r, minlength=train.n_products).astype(np.float32)
         values = 1 / np.maximum(per_row[r], 1)
         self.features = torch.sparse_coo_tensor(

@@ -25,6 +25,12 @@ pytestmark = pytest.mark.integration
 SMALL = ShopSpec(customers=300, products=60, days=90, seed=5, lines_per_customer=10)
 
 
+def small_shop_env(graph: neo4j.Driver, settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """Loads the small generated shop; the CLI environment for it, with its own home."""
+    ingest(graph, settings, generate_shop(SMALL, tmp_path / "shop").folder)
+    return {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
+
+
 def count(driver: neo4j.Driver, settings: Settings, query: str) -> int:
     records = driver.execute_query(query, database_=settings.neo4j.database).records
     return int(records[0][0])
@@ -205,9 +211,7 @@ def test_vector_index_finds_a_planted_embedding(graph: neo4j.Driver, settings: S
 def test_kgrec_train_registers_and_activates(
     graph: neo4j.Driver, settings: Settings, tmp_path: Path
 ) -> None:
-    shop = generate_shop(SMALL, tmp_path / "shop")
-    ingest(graph, settings, shop.folder)
-    env = {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
+    env = small_shop_env(graph, settings, tmp_path)
     result = run_kgrec(
         "train", "--model", "kg-gnn", "--max-epochs", "3", "--val-days", "14", env=env
     )
@@ -232,9 +236,7 @@ def test_kgrec_train_registers_and_activates(
 def test_kgrec_evaluate_prints_the_table_and_writes_json(
     graph: neo4j.Driver, settings: Settings, tmp_path: Path
 ) -> None:
-    shop = generate_shop(SMALL, tmp_path / "shop")
-    ingest(graph, settings, shop.folder)
-    env = {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
+    env = small_shop_env(graph, settings, tmp_path)
     output = tmp_path / "eval.json"
     result = run_kgrec(
         "evaluate",
