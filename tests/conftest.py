@@ -17,7 +17,8 @@ from graph.local import LocalNeo4j
 from graph.settings import AppSettings, Environment, Neo4jSettings, Settings, load_settings
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-TEST_HOME = REPOSITORY / ".kgrec" / "test"
+# Own home and port per checkout or helper: KGREC_TEST_HOME and KGREC_TEST_NEO4J_PORT.
+TEST_HOME = Path(os.environ.get("KGREC_TEST_HOME", REPOSITORY / ".kgrec" / "test")).resolve()
 TEST_NEO4J_PORT = int(os.environ.get("KGREC_TEST_NEO4J_PORT", "7697"))
 
 
