@@ -1,34 +1,93 @@
-"""The serving engine's core: candidates from the active model, stock and promotion adjustments
-with their reasons, and the fallback chain, each item naming the strategy that produced it.
+"""The serving engine: candidates, filters and merchandising rules, stock- and promotion-aware
+ranking with per-surface weights, diversity, and the fallback chain, each item naming the strategy
+that produced it.
 
-Relevance is the model's score rescaled to [0, 1] over the candidates (1 = the best); the
-adjustments add to it, so their sizes read the same on every list. No FastAPI here.
+A list is built from tiers in fallback order (personal, then segment popular, category popular,
+global popular; or similar / bought together / cart for product pages and carts). Within a tier,
+relevance is the tier's score rescaled to [0, 1] over its candidates (1 = the best) and the
+adjustments add to it, so their sizes read the same on every list; a later tier only fills
+places the earlier ones could not. No FastAPI here.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 
+from graph.errors import ConfigurationError
 from recommender.snapshot import ServingSnapshot
 
 PERSONAL = "personal"
 SIMILAR = "similar"
+BOUGHT_TOGETHER = "bought_together"
+CART = "cart"
 SEGMENT_POPULAR = "segment_popular"
+CATEGORY_POPULAR = "category_popular"
 GLOBAL_POPULAR = "global_popular"
+PINNED = "pinned"
+
+# Surfaces a list is served on; each has its own ranking weights.
+SURFACES = ("home", "product", "cart", "email")
+MS_PER_DAY = 86_400_000
+
+# One fallback level: its strategy, a score per product (nan: not a candidate), and the
+# candidate generators that proposed which products (for the item's `sources`).
+Tier = tuple[str, np.ndarray, dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class RankingWeights:
-    """How much stock risk, overstock and promotions move an item (relevance is 0 to 1)."""
+    """How much stock risk, overstock, promotions, rules and diversity move an item (relevance is
+    0 to 1), how many candidates a tier keeps, and the per-category cap."""
 
     stockout: float = 0.3
     overstock: float = 0.05
     promotion: float = 0.2
+    rule: float = 0.3  # size of a boost or bury rule that does not name its own
+    diversity: float = 0.1  # penalty per item of the same category already above it
+    max_per_category: int | None = None
     candidates: int = 200
+
+
+DEFAULT_SURFACE_WEIGHTS: dict[str, RankingWeights] = {
+    "home": RankingWeights(),
+    # A product page shows neighbours of one product: same-category items are the point.
+    "product": RankingWeights(diversity=0.0),
+    "cart": RankingWeights(promotion=0.3, diversity=0.15),
+    # An e-mail goes out in bulk and is read later: stock risk counts more, variety too.
+    "email": RankingWeights(stockout=0.5, diversity=0.15, max_per_category=3),
+}
+
+
+def surface_weights(
+    overrides: Mapping[str, Mapping[str, float | int | None]],
+) -> dict[str, RankingWeights]:
+    """The default weights per surface with the settings' overrides applied.
+
+    Raises:
+        ConfigurationError: an unknown surface or weight name.
+    """
+    known = {f.name for f in fields(RankingWeights)}
+    out = dict(DEFAULT_SURFACE_WEIGHTS)
+    for surface, values in overrides.items():
+        if surface not in out:
+            raise ConfigurationError(
+                f"KGREC_SURFACE_WEIGHTS: unknown surface {surface!r}; known: {', '.join(SURFACES)}"
+            )
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigurationError(
+                f"KGREC_SURFACE_WEIGHTS[{surface!r}]: unknown weight(s) {sorted(unknown)}; "
+                f"known: {sorted(known)}"
+            )
+        out[surface] = replace(out[surface], **values)  # type: ignore[arg-type]
+    return out
 
 
 @dataclass(frozen=True)
@@ -39,19 +98,50 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
-class WhyNot:
-    """Why a product is not in a customer's list: where it ranked, what removed it, its stock
-    state, and how far its score is from the last item shown."""
+class Filters:
+    """Request-level include/exclude filters; categories reach their subcategories."""
 
-    product_id: str
-    shown: bool
-    rank: int | None  # 1-based rank among all candidates by adjusted score, None if filtered
-    removed_by: list[str]
-    stock: str
-    score: float | None
-    last_shown_score: float | None
-    gap: float | None
-    strategy: str
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    include_brands: tuple[str, ...] = ()
+    exclude_brands: tuple[str, ...] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+    max_per_category: int | None = None  # overrides the surface's cap
+
+
+NO_FILTERS = Filters()
+
+RuleAction = Literal["pin", "boost", "bury", "exclude"]
+RuleTarget = Literal["product", "category", "brand"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A merchandising rule: pin a product at a position, boost or bury, or exclude a product,
+    a category (with its subcategories) or a brand, on one surface and/or segment or everywhere."""
+
+    rule_id: str
+    action: RuleAction
+    target_kind: RuleTarget
+    target_id: str
+    surface: str | None = None
+    segment: str | None = None
+    weight: float | None = None  # boost/bury size; None = the surface's `rule` weight
+    position: int = 1  # pins only, 1-based
+    note: str = ""
+
+    def applies(self, surface: str, segment: str | None) -> bool:
+        return (self.surface in (None, surface)) and (self.segment in (None, segment))
+
+    def describe(self) -> str:
+        where = []
+        if self.surface:
+            where.append(f"on {self.surface}")
+        if self.segment:
+            where.append(f"for segment {self.segment}")
+        suffix = (" " + " ".join(where)) if where else ""
+        return f"rule {self.rule_id} ({self.action} {self.target_kind} {self.target_id}{suffix})"
 
 
 @dataclass(frozen=True)
@@ -62,6 +152,25 @@ class Item:
     relevance: float
     strategy: str
     adjustments: list[Adjustment] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # candidate generators that proposed it
+    category_id: str | None = None
+    brand_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WhyNot:
+    """Why a product is not in a customer's list: where it ranked, what removed it, its stock
+    state, and how far its score is from the last item shown."""
+
+    product_id: str
+    shown: bool
+    rank: int | None  # 1-based rank among all candidates, None if filtered out
+    removed_by: list[str]
+    stock: str
+    score: float | None
+    last_shown_score: float | None
+    gap: float | None
+    strategy: str
 
 
 def _days(value: float) -> str:
@@ -103,130 +212,217 @@ def adjustments_for(
     return out
 
 
+def _fact_deltas(snapshot: ServingSnapshot, weights: RankingWeights) -> np.ndarray:
+    """The summed stock/overstock/promotion delta of every product, rounded as the reasons are."""
+    risk = np.nan_to_num(snapshot.stockout_probability, nan=0.0)
+    delta = -np.round(weights.stockout * np.clip(risk, 0.0, None), 4)
+    delta = delta + np.where(snapshot.overstock, round(weights.overstock, 4), 0.0)
+    for product, promo in snapshot.promotions.items():
+        delta[product] += round(weights.promotion * promo.discount_pct / 100, 4)
+    return np.asarray(delta)
+
+
+@dataclass
+class _Context:
+    """What one list is built under: surface weights, the rules that apply, the allowed mask."""
+
+    snap: ServingSnapshot
+    surface: str
+    weights: RankingWeights
+    rules: list[Rule]
+    allowed: np.ndarray
+    rule_delta: np.ndarray
+    base_delta: np.ndarray
+    max_per_category: int | None
+
+
 class Engine:
-    """Holds the current snapshot; `swap` replaces it atomically (requests keep the one they
-    started with)."""
+    """Holds the current snapshot and rules; `swap` and `set_rules` replace them atomically
+    (a request keeps the ones it started with).
 
-    def __init__(self, snapshot: ServingSnapshot, weights: RankingWeights | None = None) -> None:
+    Args:
+        weights: one `RankingWeights` for every surface, or weights per surface.
+        repurchase_window_days: products bought longer ago than this are offered again
+            (None: never, unless `allow_repurchase`).
+    """
+
+    def __init__(
+        self,
+        snapshot: ServingSnapshot,
+        weights: RankingWeights | Mapping[str, RankingWeights] | None = None,
+        *,
+        rules: Iterable[Rule] = (),
+        allow_repurchase: bool = False,
+        repurchase_window_days: float | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._snapshot = snapshot
+        self._rules: tuple[Rule, ...] = tuple(rules)
         self._lock = threading.Lock()
-        self.weights = weights or RankingWeights()
+        if weights is None:
+            self.surfaces = dict(DEFAULT_SURFACE_WEIGHTS)
+        elif isinstance(weights, RankingWeights):
+            self.surfaces = {s: weights for s in SURFACES}
+        else:
+            self.surfaces = {**DEFAULT_SURFACE_WEIGHTS, **weights}
+        self.allow_repurchase = allow_repurchase
+        self.repurchase_window_days = repurchase_window_days
+        self.clock = clock
+        self._deltas: dict[tuple[int, str], np.ndarray] = {}
 
+    # -- state ------------------------------------------------------------------------------
     @property
     def snapshot(self) -> ServingSnapshot:
         return self._snapshot
 
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    @property
+    def weights(self) -> RankingWeights:
+        return self.surfaces["home"]
+
     def swap(self, snapshot: ServingSnapshot) -> None:
         with self._lock:
             self._snapshot = snapshot
+            self._deltas = {}
 
-    def recommend(self, customer_id: str | None, k: int = 10) -> list[Item]:
-        """Top `k` products for a customer: personal when the active model knows them (and they
-        did not opt out), else popular in their segment, else popular overall; products out of
-        stock, inactive or already bought are left out."""
-        snap = self._snapshot
-        allowed = snap.available.copy()
-        bought = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
-        allowed[bought] = False
-        items: list[Item] = []
-        row = snap.customer_index.get(customer_id or "")
-        personal = (
-            row is not None
-            and customer_id not in snap.opted_out
-            and snap.customer_vectors is not None
-            and snap.product_vectors is not None
-            and bool(np.any(snap.customer_vectors[row]))
-        )
-        if personal:
-            assert snap.customer_vectors is not None and snap.product_vectors is not None
-            scores = snap.product_vectors @ snap.customer_vectors[row]
-            items = self._rank(snap, scores, allowed, PERSONAL, k)
-        chain: list[tuple[str, np.ndarray | None]] = [
-            (
-                SEGMENT_POPULAR,
-                snap.segment_popularity.get(snap.customer_segment.get(customer_id or "", "")),
-            ),
-            (GLOBAL_POPULAR, snap.popularity),
-        ]
-        for strategy, popularity in chain:
-            if len(items) >= k or popularity is None:
-                continue
-            taken = allowed.copy()
-            taken[[snap.product_index[i.product_id] for i in items]] = False
-            if strategy == SEGMENT_POPULAR:
-                taken &= popularity > 0  # only what the segment actually bought
-            items += self._rank(snap, popularity.astype(float), taken, strategy, k - len(items))
-        return items[:k]
+    def set_rules(self, rules: Iterable[Rule]) -> None:
+        with self._lock:
+            self._rules = tuple(rules)
 
-    def _rank(
+    # -- surfaces ---------------------------------------------------------------------------
+    def recommend(
         self,
-        snap: ServingSnapshot,
-        scores: np.ndarray,
-        allowed: np.ndarray,
-        strategy: str,
-        k: int,
+        customer_id: str | None,
+        k: int = 10,
+        *,
+        surface: str = "home",
+        filters: Filters = NO_FILTERS,
     ) -> list[Item]:
-        candidates = np.flatnonzero(allowed)
-        if not len(candidates) or k <= 0:
-            return []
-        order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        order = order[: max(self.weights.candidates, k)]
-        raw = scores[order]
-        spread = float(raw.max() - raw.min())
-        relevance = (raw - raw.min()) / spread if spread > 0 else np.ones(len(order))
-        ranked = []
-        for product, rel in zip(order.tolist(), relevance.tolist(), strict=True):
-            adjustments = adjustments_for(snap, product, self.weights)
-            score = rel + sum(a.delta for a in adjustments)
-            ranked.append(
-                Item(
-                    product_id=snap.product_ids[product],
-                    name=snap.names[product],
-                    score=round(score, 4),
-                    relevance=round(rel, 4),
-                    strategy=strategy,
-                    adjustments=adjustments,
-                )
-            )
-        ranked.sort(key=lambda item: -item.score)
-        return ranked[:k]
+        """Top `k` products for a customer: personal when the active model knows them (and they
+        did not opt out), else popular in their segment, then in the categories they bought
+        from, then overall; inactive, out-of-stock and already bought products are left out."""
+        snap = self._snapshot
+        ctx = self._context(snap, surface, customer_id, filters)
+        return self._select(ctx, self._customer_tiers(snap, ctx, customer_id), k)
 
-    def similar(self, product_id: str, k: int = 10) -> list[Item]:
-        """Products nearest to `product_id` by the active model's vectors (cosine); without
-        vectors, or for a product the model never saw, popular products instead. The anchor,
-        inactive and out-of-stock products are left out.
+    def _customer_tiers(
+        self, snap: ServingSnapshot, ctx: _Context, customer_id: str | None
+    ) -> list[Tier]:
+        tiers: list[Tier] = []
+        personal = self._personal_scores(snap, customer_id)
+        if personal is not None:
+            tiers.append((PERSONAL, *self._personal_candidates(snap, ctx, customer_id, personal)))
+        segment = snap.customer_segment.get(customer_id or "")
+        seg_pop = snap.segment_popularity.get(segment or "")
+        if seg_pop is not None:
+            tiers.append((SEGMENT_POPULAR, _positive(seg_pop), {}))
+        bought = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
+        if len(bought) and customer_id not in snap.opted_out:
+            tiers.append((CATEGORY_POPULAR, self._category_popularity(snap, bought), {}))
+        tiers.append((GLOBAL_POPULAR, snap.popularity.astype(float), {}))
+        return tiers
+
+    def similar(self, product_id: str, k: int = 10, *, filters: Filters = NO_FILTERS) -> list[Item]:
+        """Products nearest to `product_id` by the active model's vectors (cosine); then popular
+        in its category, then popular overall. The anchor is left out.
 
         Raises:
             KeyError: unknown product id.
         """
         snap = self._snapshot
         anchor = snap.product_index[product_id]
-        allowed = snap.available.copy()
-        allowed[anchor] = False
-        vectors = snap.product_vectors
-        if vectors is not None and bool(np.any(vectors[anchor])):
-            norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(vectors[anchor])
-            scores = (vectors @ vectors[anchor]) / np.maximum(norms, 1e-12)
-            return self._rank(snap, scores, allowed, SIMILAR, k)
-        return self._rank(snap, snap.popularity.astype(float), allowed, GLOBAL_POPULAR, k)
+        ctx = self._context(snap, "product", None, filters)
+        ctx.allowed[anchor] = False
+        tiers: list[Tier] = []
+        cosine = self._cosine(snap, [anchor])
+        if cosine is not None:
+            tiers.append((SIMILAR, cosine, {}))
+        tiers.append((CATEGORY_POPULAR, self._category_popularity(snap, np.array([anchor])), {}))
+        tiers.append((GLOBAL_POPULAR, snap.popularity.astype(float), {}))
+        return self._select(ctx, tiers, k)
 
-    def why_not(self, customer_id: str | None, product_id: str, k: int = 10) -> WhyNot:
-        """Explains a product's absence from (or place in) the customer's top `k`.
+    def bought_together(
+        self, product_id: str, k: int = 10, *, filters: Filters = NO_FILTERS
+    ) -> list[Item]:
+        """Products customers bought with `product_id` (co-purchase, normalised so best-sellers
+        do not win by size alone); then similar, category popular, global popular.
+
+        Raises:
+            KeyError: unknown product id.
+        """
+        snap = self._snapshot
+        anchor = snap.product_index[product_id]
+        ctx = self._context(snap, "product", None, filters)
+        ctx.allowed[anchor] = False
+        tiers: list[Tier] = [(BOUGHT_TOGETHER, self._copurchase(snap, [anchor]), {})]
+        cosine = self._cosine(snap, [anchor])
+        if cosine is not None:
+            tiers.append((SIMILAR, cosine, {}))
+        tiers.append((CATEGORY_POPULAR, self._category_popularity(snap, np.array([anchor])), {}))
+        tiers.append((GLOBAL_POPULAR, snap.popularity.astype(float), {}))
+        return self._select(ctx, tiers, k)
+
+    def cart(
+        self,
+        product_ids: list[str],
+        k: int = 10,
+        *,
+        customer_id: str | None = None,
+        filters: Filters = NO_FILTERS,
+    ) -> list[Item]:
+        """Cross-sell for a cart: what was bought with the cart's items, then what is similar to
+        the cart as a whole, then popular in the cart's categories, then overall. Cart items
+        (and, with a customer, what they already bought) are left out.
+
+        Raises:
+            KeyError: an unknown product id (the first one).
+        """
+        snap = self._snapshot
+        anchors = [snap.product_index[p] for p in product_ids]
+        ctx = self._context(snap, "cart", customer_id, filters)
+        ctx.allowed[anchors] = False
+        tiers: list[Tier] = [(CART, self._copurchase(snap, anchors), {})]
+        cosine = self._cosine(snap, anchors)
+        if cosine is not None:
+            tiers.append((SIMILAR, cosine, {}))
+        tiers.append((CATEGORY_POPULAR, self._category_popularity(snap, np.array(anchors)), {}))
+        tiers.append((GLOBAL_POPULAR, snap.popularity.astype(float), {}))
+        return self._select(ctx, tiers, k)
+
+    def agreement(self, product_a: str, product_b: str) -> float:
+        """Cosine of two products' vectors in the active model, clipped to [0, 1] (0 without
+        vectors): how much the model agrees that one explains the other."""
+        snap = self._snapshot
+        vectors = snap.product_vectors
+        a, b = snap.product_index.get(product_a), snap.product_index.get(product_b)
+        if vectors is None or a is None or b is None:
+            return 0.0
+        norm = float(np.linalg.norm(vectors[a]) * np.linalg.norm(vectors[b]))
+        return 0.0 if norm == 0 else max(0.0, min(1.0, float(vectors[a] @ vectors[b]) / norm))
+
+    # -- why not ----------------------------------------------------------------------------
+    def why_not(
+        self,
+        customer_id: str | None,
+        product_id: str,
+        k: int = 10,
+        *,
+        surface: str = "home",
+        filters: Filters = NO_FILTERS,
+    ) -> WhyNot:
+        """Explains a product's absence from (or place in) the customer's top `k`: the filters
+        or rules that removed it, else its rank and score gap to the last item shown.
 
         Raises:
             KeyError: unknown product id.
         """
         snap = self._snapshot
         product = snap.product_index[product_id]
-        shown = self.recommend(customer_id, k)
-        removed: list[str] = []
-        if not snap.active[product]:
-            removed.append("inactive")
-        if snap.on_hand[product] <= 0:
-            removed.append("out of stock")
-        bought = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
-        if product in set(bought.tolist()):
-            removed.append("already bought")
+        shown = self.recommend(customer_id, k, surface=surface, filters=filters)
+        removed = self._removed_by(snap, surface, customer_id, filters, product)
         stock = (
             "no stock record"
             if np.isnan(snap.on_hand[product])
@@ -236,29 +432,343 @@ class Engine:
             stock += f", stockout probability {snap.stockout_probability[product]:.0%}"
         strategy = shown[0].strategy if shown else GLOBAL_POPULAR
         ids = [i.product_id for i in shown]
+        last = shown[-1].score if shown else None
         if removed:
-            return WhyNot(product_id, False, None, removed, stock, None, None, None, strategy)
-        # Rank everything allowed with the same strategies, relevance rescaled over all of it,
-        # so the product's score and the last shown item's score are on one scale.
-        everything = Engine(snap, replace(self.weights, candidates=snap.n_products))
-        ranked = everything.recommend(customer_id, snap.n_products)
-        scores = {i.product_id: i.score for i in ranked}
-        order = [i.product_id for i in ranked]
-        last = scores.get(ids[-1]) if ids else None
-        if product_id not in scores:
+            return WhyNot(product_id, False, None, removed, stock, None, last, None, strategy)
+        # Rank everything allowed with the same tiers, relevance rescaled over all of it, so the
+        # product's score and the last shown item's are on one scale; stop once it is placed.
+        wide = replace(self.surfaces[surface], candidates=snap.n_products)
+        ctx = self._context(snap, surface, customer_id, filters)
+        ctx.weights = wide
+        ranked = self._select(
+            ctx, self._customer_tiers(snap, ctx, customer_id), snap.n_products, until=product
+        )
+        if not ranked or ranked[-1].product_id != product_id:
             return WhyNot(
                 product_id, False, None, ["not a candidate"], stock, None, last, None, strategy
             )
-        score = scores[product_id]
+        scores = {i.product_id: i.score for i in ranked}
+        if ids and ids[-1] in scores:
+            last = scores[ids[-1]]
+        score = ranked[-1].score
         gap = None if last is None else round(max(last - score, 0.0), 4)
         return WhyNot(
-            product_id,
-            product_id in ids,
-            order.index(product_id) + 1,
-            [],
-            stock,
-            score,
-            last,
-            gap,
-            strategy,
+            product_id, product_id in ids, len(ranked), [], stock, score, last, gap, strategy
         )
+
+    def _removed_by(
+        self,
+        snap: ServingSnapshot,
+        surface: str,
+        customer_id: str | None,
+        filters: Filters,
+        product: int,
+    ) -> list[str]:
+        removed: list[str] = []
+        if not snap.active[product]:
+            removed.append("inactive")
+        if snap.on_hand[product] <= 0:
+            removed.append("out of stock")
+        history = snap.bought.get(customer_id or "")
+        if history is not None and not self.allow_repurchase:
+            where = np.flatnonzero(history == product)
+            if len(where):
+                blocked = self._history(snap, customer_id)
+                if product in set(blocked.tolist()):
+                    when = snap.bought_at.get(customer_id or "")
+                    text = "already bought"
+                    if when is not None and len(when) > where[0] and when[where[0]]:
+                        day = datetime.fromtimestamp(when[where[0]] / 1000, UTC)
+                        text += f" on {day:%Y-%m-%d}"
+                    if self.repurchase_window_days is not None:
+                        text += f" (offered again after {self.repurchase_window_days:g} days)"
+                    removed.append(text)
+        for name, members in self._filter_masks(snap, filters):
+            if not members[product]:
+                removed.append(f"filter {name}")
+        segment = snap.customer_segment.get(customer_id or "")
+        for rule in self._rules:
+            if (
+                rule.action == "exclude"
+                and rule.applies(surface, segment)
+                and product in set(self._members(snap, rule).tolist())
+            ):
+                removed.append(f"excluded by {rule.describe()}")
+        return removed
+
+    # -- building blocks --------------------------------------------------------------------
+    def _context(
+        self, snap: ServingSnapshot, surface: str, customer_id: str | None, filters: Filters
+    ) -> _Context:
+        if surface not in self.surfaces:
+            raise ValueError(f"unknown surface {surface!r}; known: {', '.join(self.surfaces)}")
+        weights = self.surfaces[surface]
+        allowed = snap.available.copy()
+        allowed[self._history(snap, customer_id)] = False
+        for _name, mask in self._filter_masks(snap, filters):
+            allowed &= mask
+        segment = snap.customer_segment.get(customer_id or "")
+        rules = [r for r in self._rules if r.applies(surface, segment)]
+        rule_delta = np.zeros(snap.n_products)
+        for rule in rules:
+            members = self._members(snap, rule)
+            if rule.action == "exclude":
+                allowed[members] = False
+            elif rule.action in ("boost", "bury"):
+                size = weights.rule if rule.weight is None else rule.weight
+                rule_delta[members] += size if rule.action == "boost" else -size
+        key = (id(snap), surface)
+        base = self._deltas.get(key)
+        if base is None:
+            base = self._deltas[key] = _fact_deltas(snap, weights)
+        cap = filters.max_per_category or weights.max_per_category
+        return _Context(snap, surface, weights, rules, allowed, rule_delta, base, cap)
+
+    def _filter_masks(
+        self, snap: ServingSnapshot, filters: Filters
+    ) -> list[tuple[str, np.ndarray]]:
+        out = []
+        n = snap.n_products
+
+        def union(groups: dict[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarray:
+            mask = np.zeros(n, dtype=bool)
+            for key in keys:
+                members = groups.get(key)
+                if members is not None:
+                    mask[members] = True
+            return mask
+
+        if filters.include_categories:
+            out.append(
+                ("include_categories", union(snap.category_members, filters.include_categories))
+            )
+        if filters.exclude_categories:
+            mask = ~union(snap.category_members, filters.exclude_categories)
+            out.append(("exclude_categories", mask))
+        if filters.include_brands:
+            out.append(("include_brands", union(snap.brand_members, filters.include_brands)))
+        if filters.exclude_brands:
+            out.append(("exclude_brands", ~union(snap.brand_members, filters.exclude_brands)))
+        prices = snap.prices if snap.prices is not None else np.full(n, np.nan)
+        if filters.min_price is not None:
+            out.append(("min_price", np.nan_to_num(prices, nan=-np.inf) >= filters.min_price))
+        if filters.max_price is not None:
+            out.append(("max_price", np.nan_to_num(prices, nan=np.inf) <= filters.max_price))
+        return out
+
+    def _members(self, snap: ServingSnapshot, rule: Rule) -> np.ndarray:
+        empty = np.empty(0, dtype=np.int64)
+        if rule.target_kind == "product":
+            index = snap.product_index.get(rule.target_id)
+            return empty if index is None else np.array([index], dtype=np.int64)
+        groups = snap.category_members if rule.target_kind == "category" else snap.brand_members
+        return groups.get(rule.target_id, empty)
+
+    def _history(self, snap: ServingSnapshot, customer_id: str | None) -> np.ndarray:
+        """Products the customer may not be offered again (already bought)."""
+        bought = snap.bought.get(customer_id or "")
+        if bought is None or self.allow_repurchase:
+            return np.empty(0, dtype=np.int64)
+        if self.repurchase_window_days is None:
+            return bought
+        when = snap.bought_at.get(customer_id or "")
+        if when is None or len(when) != len(bought):
+            return bought
+        cutoff = self.clock().timestamp() * 1000 - self.repurchase_window_days * MS_PER_DAY
+        return bought[when >= cutoff]
+
+    def _personal_scores(self, snap: ServingSnapshot, customer_id: str | None) -> np.ndarray | None:
+        row = snap.customer_index.get(customer_id or "")
+        if (
+            row is None
+            or customer_id in snap.opted_out
+            or snap.customer_vectors is None
+            or snap.product_vectors is None
+            or not bool(np.any(snap.customer_vectors[row]))
+        ):
+            return None
+        return np.asarray(snap.product_vectors @ snap.customer_vectors[row], dtype=float)
+
+    def _personal_candidates(
+        self, snap: ServingSnapshot, ctx: _Context, customer_id: str | None, scores: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The personal tier's candidates: the model's best, plus what co-purchase, the
+        customer's categories and running promotions propose; all scored by the model."""
+        history = snap.bought.get(customer_id or "", np.empty(0, dtype=np.int64))
+        extra = 20
+        generators: dict[str, np.ndarray] = {
+            "embedding": _top(scores, ctx.allowed, ctx.weights.candidates)
+        }
+        if len(history):
+            generators["co_purchase"] = _top(self._copurchase(snap, history), ctx.allowed, extra)
+            generators["taxonomy"] = _top(
+                self._category_popularity(snap, history), ctx.allowed, extra
+            )
+        if snap.promotions:
+            promoted = np.full(snap.n_products, np.nan)
+            keys = np.fromiter(snap.promotions, dtype=np.int64)
+            promoted[keys] = scores[keys]
+            generators["promotion"] = _top(promoted, ctx.allowed, extra)
+        candidates = np.full(snap.n_products, np.nan)
+        for members in generators.values():
+            candidates[members] = scores[members]
+        return candidates, generators
+
+    def _cosine(self, snap: ServingSnapshot, anchors: list[int]) -> np.ndarray | None:
+        vectors = snap.product_vectors
+        if vectors is None:
+            return None
+        anchor = vectors[anchors].mean(axis=0)
+        if not bool(np.any(anchor)):
+            return None
+        norms = snap.product_norms * float(np.linalg.norm(anchor))
+        return np.asarray((vectors @ anchor) / np.maximum(norms, 1e-12), dtype=float)
+
+    def _copurchase(self, snap: ServingSnapshot, anchors: Iterable[int] | np.ndarray) -> np.ndarray:
+        """Co-purchase counts with the anchors, divided by the square root of each product's
+        buyers (cosine on buyer sets), nan where nobody bought both."""
+        out = np.full(snap.n_products, np.nan)
+        if snap.copurchase is None:
+            return out
+        rows = snap.copurchase[np.asarray(list(anchors), dtype=np.int64)]
+        counts = np.asarray(rows.sum(axis=0)).ravel()
+        hit = counts > 0
+        out[hit] = counts[hit] / np.sqrt(np.maximum(snap.popularity[hit], 1.0))
+        return out
+
+    def _category_popularity(self, snap: ServingSnapshot, anchors: np.ndarray) -> np.ndarray:
+        """Popularity restricted to the anchors' categories (nan elsewhere)."""
+        out = np.full(snap.n_products, np.nan)
+        for anchor in set(anchors.tolist()):
+            category = snap.product_category[anchor] if snap.product_category else None
+            members = snap.category_members.get(category) if category is not None else None
+            if members is not None:
+                out[members] = snap.popularity[members]
+        return out
+
+    def _select(
+        self,
+        ctx: _Context,
+        tiers: list[Tier],
+        k: int,
+        until: int | None = None,
+    ) -> list[Item]:
+        """Fills the list tier by tier: candidates rescaled to [0, 1], adjusted, then picked
+        greedily with the diversity penalty and the per-category cap; pins go in last."""
+        snap = ctx.snap
+        if k <= 0:
+            return []
+        pins = [
+            r
+            for r in ctx.rules
+            if r.action == "pin"
+            and r.target_kind == "product"
+            and r.target_id in snap.product_index
+            and ctx.allowed[snap.product_index[r.target_id]]
+        ]
+        pinned = {snap.product_index[r.target_id] for r in pins}
+        taken = np.zeros(snap.n_products, dtype=bool)
+        taken[list(pinned)] = True
+        chosen: list[Item] = []
+        codes = snap.category_codes
+        per_category = np.zeros(int(codes.max(initial=-1)) + 2, dtype=np.int64)  # [-1]: none
+        done = False
+        for strategy, scores, generators in tiers:
+            if len(chosen) + len(pinned) >= k or done:
+                break
+            pool = _top(scores, ctx.allowed & ~taken, max(ctx.weights.candidates, k))
+            if not len(pool):
+                continue
+            taken[pool] = True
+            raw = scores[pool]
+            spread = float(raw.max() - raw.min())
+            relevance = (raw - raw.min()) / spread if spread > 0 else np.ones(len(pool))
+            adjusted = relevance + ctx.base_delta[pool] + ctx.rule_delta[pool]
+            used = np.zeros(len(pool), dtype=bool)
+            pool_codes = codes[pool]
+            while len(chosen) + len(pinned) < k and not done:
+                counts = per_category[pool_codes]
+                effective = adjusted - ctx.weights.diversity * counts
+                blocked = used.copy()
+                if ctx.max_per_category is not None:
+                    blocked |= (pool_codes >= 0) & (counts >= ctx.max_per_category)
+                effective[blocked] = -np.inf
+                best = int(np.argmax(effective))
+                if not np.isfinite(effective[best]):
+                    break
+                used[best] = True
+                product = int(pool[best])
+                penalty = float(ctx.weights.diversity * counts[best])
+                chosen.append(
+                    self._item(ctx, product, float(relevance[best]), strategy, generators, penalty)
+                )
+                if pool_codes[best] >= 0:
+                    per_category[pool_codes[best]] += 1
+                done = product == until
+        if until is not None:
+            return chosen  # a why-not ranking: pins do not move the product's own rank
+        for rule in sorted(pins, key=lambda r: r.position):
+            product = snap.product_index[rule.target_id]
+            item = self._item(ctx, product, 1.0, PINNED, {}, 0.0)
+            pin = Adjustment("rule", f"pinned by {rule.describe()}", 0.0)
+            adjustments = [*item.adjustments, pin]
+            item = replace(item, adjustments=adjustments)
+            chosen.insert(min(max(rule.position, 1) - 1, len(chosen)), item)
+        return chosen[:k]
+
+    def _item(
+        self,
+        ctx: _Context,
+        product: int,
+        relevance: float,
+        strategy: str,
+        generators: dict[str, np.ndarray],
+        diversity_penalty: float,
+    ) -> Item:
+        snap = ctx.snap
+        adjustments = adjustments_for(snap, product, ctx.weights)
+        for rule in ctx.rules:
+            if rule.action in ("boost", "bury") and product in set(
+                self._members(snap, rule).tolist()
+            ):
+                size = ctx.weights.rule if rule.weight is None else rule.weight
+                delta = round(size if rule.action == "boost" else -size, 4)
+                adjustments.append(Adjustment("rule", f"{rule.describe()}: {delta:+.2f}", delta))
+        if diversity_penalty > 0:
+            category = snap.category_name(snap.product_category[product])
+            delta = -round(diversity_penalty, 4)
+            adjustments.append(
+                Adjustment(
+                    "diversity", f"more of {category} already in the list: {delta:+.2f}", delta
+                )
+            )
+        score = relevance + sum(a.delta for a in adjustments)
+        sources = [name for name, members in generators.items() if product in set(members.tolist())]
+        return Item(
+            product_id=snap.product_ids[product],
+            name=snap.names[product],
+            score=round(score, 4),
+            relevance=round(relevance, 4),
+            strategy=strategy,
+            adjustments=adjustments,
+            sources=sources or [strategy],
+            category_id=snap.product_category[product] if snap.product_category else None,
+            brand_id=snap.product_brand[product] if snap.product_brand else None,
+        )
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Popularity as tier scores: only products with at least one buyer are candidates."""
+    out = values.astype(float)
+    out[out <= 0] = np.nan
+    return out
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray, m: int) -> np.ndarray:
+    """Indexes of the `m` best allowed products with a score (not nan), best first."""
+    candidates = np.flatnonzero(allowed & ~np.isnan(scores))
+    if len(candidates) > m:
+        part = np.argpartition(-scores[candidates], m - 1)[:m]
+        candidates = candidates[part]
+    order = np.lexsort((candidates, -scores[candidates]))  # ties: lower index first, stable
+    return candidates[order]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import neo4j
 import numpy as np
+import scipy.sparse as sp
 
 from graph.cypher import load_cypher
 
@@ -50,10 +51,59 @@ class ServingSnapshot:
     customer_vectors: np.ndarray | None  # rows in `customer_index` order
     product_vectors: np.ndarray | None  # rows in `product_ids` order
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    prices: np.ndarray | None = None  # float per product, nan when unknown
+    product_category: list[str | None] = field(default_factory=list)  # first category
+    product_brand: list[str | None] = field(default_factory=list)
+    category_parent: dict[str, str] = field(default_factory=dict)
+    category_names: dict[str, str] = field(default_factory=dict)
+    bought_at: dict[str, np.ndarray] = field(default_factory=dict)  # epoch ms, parallel to bought
+    copurchase: sp.csr_matrix | None = None  # customers who bought both, products x products
 
     @property
     def n_products(self) -> int:
         return len(self.product_ids)
+
+    @cached_property
+    def category_members(self) -> dict[str, np.ndarray]:
+        """Products per category, its subcategories' included (a rule on "Pens" reaches
+        "Fountain pens")."""
+        members: dict[str, list[int]] = {}
+        for product, category in enumerate(self.product_category):
+            seen: set[str] = set()
+            while category is not None and category not in seen:
+                seen.add(category)
+                members.setdefault(category, []).append(product)
+                category = self.category_parent.get(category)
+        return {c: np.array(p, dtype=np.int64) for c, p in members.items()}
+
+    @cached_property
+    def brand_members(self) -> dict[str, np.ndarray]:
+        members: dict[str, list[int]] = {}
+        for product, brand in enumerate(self.product_brand):
+            if brand is not None:
+                members.setdefault(brand, []).append(product)
+        return {b: np.array(p, dtype=np.int64) for b, p in members.items()}
+
+    @cached_property
+    def product_norms(self) -> np.ndarray:
+        if self.product_vectors is None:
+            return np.zeros(self.n_products)
+        return np.asarray(np.linalg.norm(self.product_vectors, axis=1), dtype=float)
+
+    @cached_property
+    def category_codes(self) -> np.ndarray:
+        """An integer per product's category (-1 when none), for per-category caps."""
+        codes: dict[str, int] = {}
+        out = np.full(self.n_products, -1, dtype=np.int64)
+        for product, category in enumerate(self.product_category):
+            if category is not None:
+                out[product] = codes.setdefault(category, len(codes))
+        return out
+
+    def category_name(self, category_id: str | None) -> str | None:
+        if category_id is None:
+            return None
+        return self.category_names.get(category_id, category_id)
 
     @cached_property
     def available(self) -> np.ndarray:
@@ -125,16 +175,22 @@ def load_snapshot(
         if target not in promotions or promo.discount_pct > promotions[target].discount_pct:
             promotions[target] = promo
 
+    categories = run("snapshot_categories")
     customers = run("snapshot_customers")
     customer_ids = [r["id"] for r in customers]
     customer_index = {cid: i for i, cid in enumerate(customer_ids)}
     segment = {r["id"]: r["segment"] for r in customers if r["segment"] is not None}
     opted_out = frozenset(r["id"] for r in customers if r["personalization"] is False)
     bought: dict[str, np.ndarray] = {}
+    bought_at: dict[str, np.ndarray] = {}
     segment_popularity: dict[str, np.ndarray] = {}
     for r in run("snapshot_purchases"):
-        items = np.array([index[p] for p in r["products"] if p in index], dtype=np.int64)
+        pairs = [
+            (index[p], t) for p, t in zip(r["products"], r["last_ts"], strict=True) if p in index
+        ]
+        items = np.array([p for p, _ in pairs], dtype=np.int64)
         bought[r["customer"]] = items
+        bought_at[r["customer"]] = np.array([t or 0 for _, t in pairs], dtype=np.int64)
         seg = segment.get(r["customer"])
         if seg is not None:
             counts = segment_popularity.setdefault(seg, np.zeros(n))
@@ -169,4 +225,27 @@ def load_snapshot(
         customer_vectors=customer_vectors,
         product_vectors=product_vectors,
         loaded_at=moment,
+        prices=np.array([np.nan if r["price"] is None else float(r["price"]) for r in products]),
+        product_category=[r["category_id"] for r in products],
+        product_brand=[r["brand_id"] for r in products],
+        category_parent={r["id"]: r["parent"] for r in categories if r["parent"] is not None},
+        category_names={r["id"]: r["name"] or r["id"] for r in categories},
+        bought_at=bought_at,
+        copurchase=copurchase_counts(bought, n),
     )
+
+
+def copurchase_counts(bought: dict[str, np.ndarray], n_products: int) -> sp.csr_matrix:
+    """Products x products: how many customers bought both (the diagonal is zero)."""
+    empty = [np.empty(0, dtype=np.int64)]
+    rows = np.concatenate([np.full(len(v), i) for i, v in enumerate(bought.values())] or empty)
+    cols = np.concatenate(list(bought.values()) or empty)
+    matrix = sp.csr_matrix(
+        (np.ones(len(cols), dtype=np.float32), (rows.astype(np.int64), cols.astype(np.int64))),
+        shape=(len(bought), n_products),
+    )
+    matrix.data[:] = 1.0  # a customer counts once per product
+    counts = (matrix.T @ matrix).tocsr()
+    counts.setdiag(0)
+    counts.eliminate_zeros()
+    return counts

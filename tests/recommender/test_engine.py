@@ -6,17 +6,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
+from graph.errors import ConfigurationError
 from recommender.engine import (
     GLOBAL_POPULAR,
     PERSONAL,
     SEGMENT_POPULAR,
     SIMILAR,
     Engine,
+    Filters,
+    Item,
     RankingWeights,
+    Rule,
     adjustments_for,
+    surface_weights,
 )
-from recommender.snapshot import Promotion, ServingSnapshot
+from recommender.snapshot import Promotion, ServingSnapshot, copurchase_counts
 
 NAN = float("nan")
 
@@ -133,3 +139,137 @@ def test_why_not_names_the_filter_or_the_gap() -> None:
     assert lower.gap is not None and lower.gap > 0
     assert lower.gap == round(lower.last_shown_score - lower.score, 4)  # type: ignore[operator]
     assert lower.strategy == PERSONAL
+
+
+def shop() -> ServingSnapshot:
+    """A richer snapshot: categories (Pens under Office), brands, prices, purchase dates."""
+    base = snapshot()
+    bought = {"C0": np.array([2]), "C1": np.array([1, 3]), "C2": np.array([1, 3, 0])}
+    return replace(
+        base,
+        prices=np.array([5.0, 12.0, 30.0, 8.0, 3.0, 1.0]),
+        product_category=["paper", "pens", "pens", "ink", "pens", "paper"],
+        product_brand=["acme", "acme", "inko", "inko", None, "acme"],
+        category_parent={"pens": "office", "paper": "office", "ink": "office"},
+        category_names={"pens": "Pens", "paper": "Paper", "ink": "Ink", "office": "Office"},
+        bought=bought,
+        bought_at={
+            "C0": np.array([int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000)]),
+            "C1": np.array([0, 0]),
+            "C2": np.array([0, 0, 0]),
+        },
+        copurchase=copurchase_counts(bought, 6),
+    )
+
+
+def ids(items: list[Item]) -> list[str]:
+    return [i.product_id for i in items]
+
+
+def test_filters_include_and_exclude_categories_brands_and_prices() -> None:
+    engine = Engine(shop())
+    assert set(
+        ids(engine.recommend("nobody", k=5, filters=Filters(include_categories=("pens",))))
+    ) == {"P1", "P2"}  # P4 is out of stock
+    office = ids(engine.recommend("nobody", k=5, filters=Filters(include_categories=("office",))))
+    assert set(office) == {"P0", "P1", "P2", "P3"}  # a category reaches its subcategories
+    no_acme = ids(engine.recommend("nobody", k=5, filters=Filters(exclude_brands=("acme",))))
+    assert set(no_acme) == {"P2", "P3"}
+    cheap = ids(engine.recommend("nobody", k=5, filters=Filters(max_price=10)))
+    assert set(cheap) == {"P0", "P3"}
+    why = engine.why_not("nobody", "P2", filters=Filters(max_price=10))
+    assert why.removed_by == ["filter max_price"]
+
+
+def test_rules_pin_boost_bury_and_exclude_with_reasons() -> None:
+    snap = shop()
+    plain = ids(Engine(snap).recommend("nobody", k=4))
+    assert plain[:2] == ["P0", "P3"]
+    bury = Rule("R1", "bury", "brand", "acme", weight=2.0)
+    buried = Engine(snap, rules=[bury]).recommend("nobody", k=4)
+    assert ids(buried)[0] == "P3" and ids(buried)[-1] in {"P0", "P1"}
+    reason = next(
+        a for i in buried if i.product_id == "P0" for a in i.adjustments if a.kind == "rule"
+    )
+    assert reason.delta == -2.0 and "R1" in reason.reason and "bury brand acme" in reason.reason
+    pin = Rule("R2", "pin", "product", "P2", position=1)
+    pinned = Engine(snap, rules=[pin]).recommend("nobody", k=3)
+    assert pinned[0].product_id == "P2" and pinned[0].strategy == "pinned"
+    exclude = Rule("R3", "exclude", "category", "office", surface="email")
+    engine = Engine(snap, rules=[exclude])
+    assert ids(engine.recommend("nobody", k=3, surface="email")) == []
+    assert ids(engine.recommend("nobody", k=3)) == plain[:3]  # only on e-mail
+    why = engine.why_not("nobody", "P0", surface="email")
+    assert why.removed_by == ["excluded by rule R3 (exclude category office on email)"]
+    segment_only = Rule("R4", "exclude", "product", "P0", segment="B")
+    engine = Engine(snap, rules=[segment_only])
+    assert "P0" not in ids(engine.recommend("C2", k=5)) and "P0" in ids(
+        engine.recommend("nobody", k=5)
+    )
+
+
+def test_category_cap_and_diversity_penalty() -> None:
+    snap = replace(
+        shop(), on_hand=np.array([5.0, 12.0, 30.0, 9.0, 9.0, 9.0]), active=np.ones(6, dtype=bool)
+    )
+    capped = Engine(snap, RankingWeights(diversity=0.0, max_per_category=1)).recommend(
+        "nobody", k=6
+    )
+    categories = [snap.product_category[snap.product_index[p]] for p in ids(capped)]
+    assert len(categories) == len(set(categories)) == 3
+    diverse = Engine(snap, RankingWeights(diversity=5.0)).recommend("nobody", k=3)
+    assert len({i.category_id for i in diverse}) == 3
+    penalties = [a for i in diverse for a in i.adjustments if a.kind == "diversity"]
+    assert not penalties  # three categories: nobody had to pay
+    crowded = Engine(snap, RankingWeights(diversity=0.5)).recommend("nobody", k=5)
+    paid = [a for i in crowded for a in i.adjustments if a.kind == "diversity"]
+    assert paid and all(a.delta < 0 and "already in the list" in a.reason for a in paid)
+
+
+def test_repurchase_window_offers_old_purchases_again() -> None:
+    snap = shop()
+    now = datetime(2030, 3, 1, tzinfo=UTC)  # C0 bought P2 on 2030-01-01: 59 days before
+    never = Engine(snap, clock=lambda: now)
+    assert "P2" not in ids(never.recommend("C0", k=5))
+    window = Engine(snap, repurchase_window_days=30, clock=lambda: now)
+    assert "P2" in ids(window.recommend("C0", k=5))
+    longer = Engine(snap, repurchase_window_days=90, clock=lambda: now)
+    assert "P2" not in ids(longer.recommend("C0", k=5))
+    assert longer.why_not("C0", "P2").removed_by == [
+        "already bought on 2030-01-01 (offered again after 90 days)"
+    ]
+
+
+def test_category_popular_fills_in_for_a_customer_without_vectors() -> None:
+    snap = replace(shop(), customer_vectors=None, product_vectors=None, segment_popularity={})
+    items = Engine(snap).recommend("C0", k=3)  # bought P2 (pens): P1 is the pen left
+    assert items[0].product_id == "P1" and items[0].strategy == "category_popular"
+    assert {i.strategy for i in items[1:]} == {"global_popular"}
+
+
+def test_bought_together_and_cart_use_co_purchase() -> None:
+    engine = Engine(shop())
+    together = engine.bought_together("P1", k=3)
+    # C1 and C2 bought P1 with P3, C2 with P0 as well.
+    assert ids(together)[:2] == ["P3", "P0"] and together[0].strategy == "bought_together"
+    cart = engine.cart(["P1", "P3"], k=2)
+    assert ids(cart)[0] == "P0" and cart[0].strategy == "cart"
+    assert not {"P1", "P3"} & set(ids(cart))
+    with pytest.raises(KeyError):
+        engine.cart(["P1", "nope"])
+
+
+def test_personal_items_name_the_generators_that_proposed_them() -> None:
+    items = Engine(shop()).recommend("C0", k=3)
+    assert all(i.strategy == "personal" and "embedding" in i.sources for i in items)
+    promoted = next(i for i in items if i.product_id == "P3")
+    assert "promotion" in promoted.sources
+
+
+def test_surface_weights_from_settings_refuse_unknown_names() -> None:
+    weights = surface_weights({"email": {"stockout": 0.9}})
+    assert weights["email"].stockout == 0.9 and weights["home"] == RankingWeights()
+    with pytest.raises(ConfigurationError, match="unknown surface 'mail'"):
+        surface_weights({"mail": {}})
+    with pytest.raises(ConfigurationError, match="stockuot"):
+        surface_weights({"email": {"stockuot": 1}})
