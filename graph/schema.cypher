@@ -49,3 +49,6 @@ OPTIONS {indexConfig: {`vector.dimensions`: $embedding_dimensions, `vector.simil
 CREATE VECTOR INDEX customer_embedding IF NOT EXISTS
 FOR (n:Customer) ON (n.embedding)
 OPTIONS {indexConfig: {`vector.dimensions`: $embedding_dimensions, `vector.similarity_function`: 'cosine'}};
+
+// -- API keys (graph/keys.py): looked up by id; only a hash of the secret is stored ----------
+CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (n:ApiKey) REQUIRE n.key_id IS UNIQUE;

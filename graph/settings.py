@@ -65,6 +65,12 @@ class AppSettings(BaseSettings):
     validation_days: int = Field(
         28, ge=1, description="Latest days of orders held out to stop training and gate models."
     )
+    api_key_refresh_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the API reloads API keys from Neo4j (a key it does not know "
+        "triggers a reload at once).",
+    )
 
 
 class Neo4jSettings(BaseSettings):
