@@ -185,7 +185,7 @@ class Ingestor:
         self, files: list[DatasetFile], report: IngestReport, collector: ErrorCollector
     ) -> dict[str, set[int]]:
         references = References(self.driver, self.database)
-        rules = _Rules(references)
+        rules = RowRules(references)
         bad_lines: dict[str, set[int]] = defaultdict(set)
         rejects = _RejectsWriter(self._rejects_path(report)) if self._quarantine else None
         try:
@@ -277,7 +277,7 @@ class Ingestor:
     ) -> None:
         report.status = "running"
         self._save_run(report)
-        writer = _GraphWriter(self.driver, self.database)
+        writer = GraphWriter(self.driver, self.database)
         try:
             for file in files:
                 file_report = report.files[file.spec.name]
@@ -324,28 +324,32 @@ class Ingestor:
         self._save_run(report)
 
     def _save_run(self, report: IngestReport) -> None:
-        run = {
-            "run_id": report.run_id,
-            "source": report.source,
-            "content_hash": report.content_hash,
-            "mode": report.mode,
-            "status": report.status,
-            "started_at": report.started_at,
-            "ended_at": report.ended_at,
-            "code_version": code_version(),
-            "files": sorted(report.files),
-            "rows": json.dumps({name: f.rows for name, f in report.files.items()}, sort_keys=True),
-            "rows_loaded": json.dumps(
-                {n: f.loaded for n, f in report.files.items()}, sort_keys=True
-            ),
-            "rows_rejected": report.rows_rejected,
-            "errors": report.error_total,
-            "error_counts": json.dumps(report.error_counts, sort_keys=True),
-            "rejects_file": report.rejects_file,
-        }
         self.driver.execute_query(
-            load_cypher("graph.ingest.cypher", "ingest_run"), {"run": run}, database_=self.database
+            load_cypher("graph.ingest.cypher", "ingest_run"),
+            {"run": run_properties(report)},
+            database_=self.database,
         )
+
+
+def run_properties(report: IngestReport) -> dict[str, Any]:
+    """The `IngestRun` node's properties for a report (loads and API upserts alike)."""
+    return {
+        "run_id": report.run_id,
+        "source": report.source,
+        "content_hash": report.content_hash,
+        "mode": report.mode,
+        "status": report.status,
+        "started_at": report.started_at,
+        "ended_at": report.ended_at,
+        "code_version": code_version(),
+        "files": sorted(report.files),
+        "rows": json.dumps({name: f.rows for name, f in report.files.items()}, sort_keys=True),
+        "rows_loaded": json.dumps({n: f.loaded for n, f in report.files.items()}, sort_keys=True),
+        "rows_rejected": report.rows_rejected,
+        "errors": report.error_total,
+        "error_counts": json.dumps(report.error_counts, sort_keys=True),
+        "rejects_file": report.rejects_file,
+    }
 
 
 class IngestRejected(ValidationFailed):
@@ -362,8 +366,8 @@ class IngestRejected(ValidationFailed):
 # -- cross-row rules ---------------------------------------------------------------------------
 
 
-class _Rules:
-    """Reference checks and rules that need more than one row."""
+class RowRules:
+    """Reference checks and rules that need more than one row (shared by loads and upserts)."""
 
     def __init__(self, references: References) -> None:
         self.refs = references
@@ -433,6 +437,26 @@ class _Rules:
                 if kind in RELATION_LABELS:
                     require(kind, f"{side}_id", [row[f"{side}_id"]])
         return errors
+
+    def prefetch(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Asks the graph once about every id `rows` name, so `check` sends no query per row."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for row in rows:
+            if name == "categories" and row["parent_id"] is not None:
+                wanted["category"].add(row["parent_id"])
+            elif name == "products":
+                wanted["category"].update(row["category_ids"])
+            elif name in ("orders", "events", "stock", "sales"):
+                wanted["product"].add(row["product_id"])
+            elif name == "promotions":
+                wanted[row["target_type"]].add(row["target_id"])
+            elif name == "relations":
+                for side in ("head", "tail"):
+                    kind = row[f"{side}_type"].lower()
+                    if kind in RELATION_LABELS:
+                        wanted[kind].add(row[f"{side}_id"])
+        for kind, ids in wanted.items():
+            self.refs.unknown(kind, ids)
 
     def accept(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Records the ids of rows that passed, for the references of later rows."""
@@ -519,12 +543,21 @@ class _Rules:
 # -- writing -----------------------------------------------------------------------------------
 
 
-class _GraphWriter:
-    """Turns validated rows into batched, idempotent Cypher writes."""
+class GraphWriter:
+    """Turns validated rows into batched, idempotent Cypher writes.
 
-    def __init__(self, driver: neo4j.Driver, database: str) -> None:
+    With `transaction`, writes go through it instead of one auto-committed query each, so a
+    caller can commit several files at once (API upserts). Reads (orders, events) still use the
+    driver and would not see the transaction's writes: only files whose writes need no reads
+    (categories, products, promotions, stock, sales, relations) may be written that way.
+    """
+
+    def __init__(
+        self, driver: neo4j.Driver, database: str, transaction: neo4j.Transaction | None = None
+    ) -> None:
         self.driver = driver
         self.database = database
+        self.transaction = transaction
         self.touched_customers: set[str] = set()
         # Orders and (order, product) pairs written by earlier batches of this load: their
         # values add up instead of being set (a repeated line must never lose quantity).
@@ -535,7 +568,10 @@ class _GraphWriter:
     def _execute(self, query: str, **params: Any) -> None:
         if any(isinstance(value, list) and not value for value in params.values()):
             return  # nothing to write
-        self.driver.execute_query(query, params, database_=self.database)
+        if self.transaction is not None:
+            self.transaction.run(query, params).consume()
+        else:
+            self.driver.execute_query(query, params, database_=self.database)
 
     @staticmethod
     def _query(name: str, **placeholders: str) -> str:
