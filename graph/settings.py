@@ -48,6 +48,11 @@ class AppSettings(BaseSettings):
         Path(".kgrec"),
         description="State folder: local Neo4j data and logs, model artifacts, event logs.",
     )
+    events_dir: Path | None = Field(
+        None,
+        description="Folder of the storefront event log (segments, dead letters); "
+        "default KGREC_HOME/events.",
+    )
     embedding_dimensions: int = Field(
         64, ge=8, le=4096, description="Size of product and customer embeddings (vector indexes)."
     )
