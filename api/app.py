@@ -1,59 +1,85 @@
-"""The FastAPI application: one Neo4j driver per process, opened and closed in the lifespan."""
+"""The FastAPI application: one Neo4j driver per process, opened and closed in the lifespan,
+with the serving state, the key cache, the durable event log and its shipper, and metrics."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import neo4j
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from neo4j.exceptions import Neo4jError, ServiceUnavailable
-from pydantic import BaseModel
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api import errors
+from api.auth import AdminAccess, key_cache_scope
+from api.campaigns import Campaigns
+from api.explaining import Explanations
+from api.metrics import LatencyMiddleware, Metrics
+from api.routes import router
+from api.schemas import Health, Readiness
+from api.serving import ServingState
 from graph.driver import open_driver, unreachable_message
 from graph.errors import GraphUnavailable
 from graph.settings import Settings, get_settings
+from recommender.events import EventLog, EventShipper, event_log_folder
 
+logger = logging.getLogger(__name__)
 
-class Health(BaseModel):
-    status: str
+DESCRIPTION = """Explainable, stock-aware knowledge-graph recommendations.
 
-
-class Readiness(BaseModel):
-    status: str
-    neo4j: str
-    detail: str | None = None
-
-
-def get_driver(request: Request) -> neo4j.Driver:
-    driver: neo4j.Driver = request.app.state.driver
-    return driver
-
-
-DriverDep = Annotated[neo4j.Driver, Depends(get_driver)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+Every route but `/healthz` and `/readyz` needs an API key (`Authorization: Bearer kgr_...` or
+`X-API-Key`), created with `kgrec keys create --role R`. Errors are JSON
+`{"error", "detail", "fields"}`. See docs/api.md for a walk through each surface.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Builds the app; the driver is opened lazily so the API starts even while Neo4j is down."""
+    """Builds the app; Neo4j may be down at start: the API comes up, `/readyz` says why, and the
+    serving snapshot loads as soon as the graph answers."""
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.driver = open_driver(settings.neo4j, verify=False)
-        try:
+        async with AsyncExitStack() as stack:
+            driver = open_driver(settings.neo4j, verify=False)
+            stack.callback(driver.close)
+            app.state.driver = driver
+            app.state.key_cache = stack.enter_context(key_cache_scope(driver, settings))
+            log = EventLog(event_log_folder(settings.app))
+            stack.callback(log.close)
+            shipper = EventShipper(log, driver, settings.neo4j.database)
+            shipper.start()
+            stack.callback(shipper.stop)
+            app.state.event_log = log
+            app.state.shipper = shipper
+            serving = ServingState(driver, settings)
+            serving.start()
+            stack.callback(serving.stop)
+            app.state.serving = serving
+            app.state.explanations = Explanations(
+                driver,
+                database=settings.neo4j.database,
+                default_paths=settings.app.explanation_paths,
+            )
+            campaigns = Campaigns(settings.app.home.resolve() / "campaigns")
+            stack.callback(campaigns.stop)
+            app.state.campaigns = campaigns
+            metrics.watch(serving.age_s, shipper.stats)
             yield
-        finally:
-            app.state.driver.close()
 
     app = FastAPI(
         title="kgrec",
         version="0.1.0",
-        description="Explainable, stock-aware knowledge-graph recommendations.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    errors.install(app)
+    app.include_router(router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:
@@ -64,19 +90,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/readyz",
         response_model=Readiness,
         tags=["operations"],
-        responses={503: {"model": Readiness, "description": "Neo4j cannot be reached."}},
+        responses={503: {"model": Readiness, "description": "Not ready, with the reason."}},
     )
-    def readyz(driver: DriverDep) -> Readiness | JSONResponse:
-        """Ready when Neo4j answers; 503 with the reason otherwise."""
+    def readyz(request: Request) -> Readiness | JSONResponse:
+        """Ready when Neo4j answers and the serving snapshot is loaded; `degraded` when the
+        snapshot serves but Neo4j is down (no paths; events wait on disk); 503 otherwise."""
+        serving: ServingState = request.app.state.serving
+        shipper: EventShipper = request.app.state.shipper
+        pending = shipper.stats().pending
+        snapshot = serving.current_snapshot
         try:
-            driver.verify_connectivity()
+            request.app.state.driver.verify_connectivity()
+            reachable, detail = True, None
         except (ServiceUnavailable, Neo4jError, OSError) as exc:
-            body = Readiness(
-                status="unavailable",
-                neo4j="unreachable",
-                detail=str(GraphUnavailable(unreachable_message(settings.neo4j, exc))),
-            )
-            return JSONResponse(status_code=503, content=body.model_dump())
-        return Readiness(status="ready", neo4j="reachable")
+            reachable = False
+            detail = str(GraphUnavailable(unreachable_message(settings.neo4j, exc)))
+        status = "ready" if reachable and snapshot else "degraded" if snapshot else "unavailable"
+        if reachable and not snapshot:
+            detail = f"the serving snapshot is loading ({serving.last_error or 'first load'})"
+        body = Readiness(
+            status=status,
+            neo4j="reachable" if reachable else "unreachable",
+            detail=detail,
+            model_version=snapshot.version_id if snapshot else None,
+            snapshot_age_s=serving.age_s(),
+            events_pending=pending,
+        )
+        if status == "unavailable":
+            return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
+        return body
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus(_: AdminAccess) -> Response:
+        """Prometheus metrics (needs an admin key: give the scraper one as a bearer token)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -141,9 +141,16 @@ DEMO_SHOP = ShopSpec(customers=1_000, products=300, days=120, seed=7, lines_per_
 
 
 @app.command()
-def demo() -> None:
-    """Start Neo4j, apply the schema, load a small demo shop if the graph is empty, and say
-    how to connect (what `make demo` runs)."""
+def demo(
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the API (what `make demo` does).")
+    ] = True,
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port of the API.")] = 8000,
+) -> None:
+    """Start Neo4j, apply the schema, load a small demo shop if the graph is empty, forecast,
+    train and activate a model, then serve the API and print a working curl per surface (what
+    `make demo` runs)."""
     settings = get_settings()
     _ensure_server(settings)
     _apply_schema(settings)
@@ -193,6 +200,30 @@ def demo() -> None:
         markup=False,
         soft_wrap=True,
     )
+    if serve:
+        _demo_serve(settings, host, port)
+
+
+def _demo_serve(settings: Settings, host: str, port: int) -> None:
+    """Demo keys, one curl per surface, then the API in the foreground (Ctrl-C stops it)."""
+    import uvicorn
+
+    from api.demo import curl_commands, demo_ids, demo_keys
+
+    with driver_scope(settings.neo4j) as driver:
+        keys = demo_keys(driver, settings.neo4j.database, settings.app.home.resolve())
+        ids = demo_ids(driver, settings.neo4j.database)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    lines = [
+        f"\nThe API serves the demo shop on http://{shown}:{port} (docs at /docs).",
+        f"Demo keys, one per role: {settings.app.home.resolve()}/demo-keys.json",
+        "Try each surface (docs/api.md walks through them):",
+    ]
+    for what, command in curl_commands(f"http://{shown}:{port}", keys, ids):
+        lines += [f"  # {what}", f"  {command}"]
+    lines.append("Stop the API with Ctrl-C; Neo4j keeps running (.venv/bin/kgrec neo4j stop).")
+    console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
 
 
 def _demo_model(settings: Settings, driver: neo4j.Driver) -> None:

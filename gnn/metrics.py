@@ -76,6 +76,8 @@ def bootstrap_mean(
     """Mean and a percentile bootstrap interval over users (resampled with replacement)."""
     if len(values) == 0:
         return (float("nan"), float("nan"), float("nan"))
+    if rounds < 1:  # no interval asked for
+        return (float(values.mean()), float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     means = np.empty(rounds)
     for start in range(0, rounds, 100):

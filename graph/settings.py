@@ -67,6 +67,26 @@ class AppSettings(BaseSettings):
         False,
         description="Recommend (and evaluate on) products a customer already bought.",
     )
+    repurchase_window_days: float | None = Field(
+        None,
+        gt=0,
+        description="Offer a bought product again this many days after the purchase "
+        "(consumables); never when unset.",
+    )
+    surface_weights: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict,
+        description="Ranking weights per surface over the defaults, as JSON, e.g. "
+        '{"email": {"stockout": 0.5, "max_per_category": 2}}.',
+    )
+    snapshot_refresh_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the API checks for a new active model or changed facts and "
+        "swaps in a new serving snapshot.",
+    )
+    explanation_paths: int = Field(
+        3, ge=0, le=10, description="Paths per recommended item unless a request says otherwise."
+    )
     validation_days: int = Field(
         28, ge=1, description="Latest days of orders held out to stop training and gate models."
     )

@@ -191,6 +191,20 @@ class PathExplanation:
             "sentence": self.sentence,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PathExplanation:
+        """The inverse of `to_dict` (e.g. a path read back from an API answer)."""
+        return cls(
+            kind=data["kind"],
+            nodes=tuple(PathNode(n["label"], n["id"], n["name"]) for n in data["nodes"]),
+            relationships=tuple(
+                PathRelationship(r["type"], r["start"], r["end"], dict(r.get("properties", {})))
+                for r in data["relationships"]
+            ),
+            score=float(data["score"]),
+            sentence=data["sentence"],
+        )
+
 
 # -- scoring -------------------------------------------------------------------------------------
 

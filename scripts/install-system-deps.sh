@@ -5,6 +5,7 @@ set -euo pipefail
 
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v curl >/dev/null || need+=(curl)  # the demo test runs the printed curl commands
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

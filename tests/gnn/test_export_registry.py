@@ -4,6 +4,8 @@ rollback round trip, embeddings on the nodes and the vector index, and `kgrec tr
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from gnn.snapshot import export_snapshot
 from gnn.split import temporal_split, training_view
 from graph.settings import Settings
 from graph.synthetic import ShopSpec, generate_shop
-from tests.api.test_cli import run_kgrec, session_server_env
+from tests.api.test_cli import KGREC, environment, run_kgrec, session_server_env
+from tests.conftest import free_port
 from tests.graph.test_ingest import TINY_SHOP, ingest
 
 pytestmark = pytest.mark.integration
@@ -266,7 +269,7 @@ def test_demo_loads_forecasts_trains_and_activates(
 ) -> None:
     """What `make demo` runs, on an empty graph; a second run trains nothing."""
     env = {**session_server_env(settings), "KGREC_HOME": str(tmp_path / "home")}
-    first = run_kgrec("demo", env=env, timeout=600)
+    first = run_kgrec("demo", "--no-serve", env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "Activated kg-gnn-" in first.stdout and "kgrec demo is ready" in first.stdout
     db = settings.neo4j.database
@@ -276,9 +279,42 @@ def test_demo_loads_forecasts_trains_and_activates(
         graph, settings, "MATCH (p:Product) WHERE p.embedding IS NOT NULL RETURN count(p)"
     )
     assert with_vectors == count(graph, settings, "MATCH (p:Product) RETURN count(p)") > 0
-    second = run_kgrec("demo", env=env, timeout=600)
-    assert second.returncode == 0, second.stderr
-    assert "is active; nothing trained" in second.stdout
+    # The second run trains nothing and ends serving the API: every printed curl works.
+    port = free_port()
+    server = subprocess.Popen(
+        [*KGREC, "demo", "--port", str(port)],
+        env=environment(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        output = []
+        for line in server.stdout:
+            output.append(line)
+            if line.startswith("Stop the API with Ctrl-C"):
+                break
+        text = "".join(output)
+        assert "is active; nothing trained" in text, text
+        commands = [line.strip() for line in output if line.strip().startswith("curl ")]
+        assert len(commands) >= 10, text
+        deadline = time.monotonic() + 120
+        while subprocess.run(commands[0], shell=True, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "the demo API did not come up"
+            time.sleep(0.5)
+        for command in commands:
+            done = subprocess.run(
+                command + " -o /dev/null -w '%{http_code}'",
+                shell=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.stdout in ("200", "202"), (command, done.stdout, done.stderr)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
     assert (
         graph.execute_query("MATCH (v:ModelVersion) RETURN count(v) AS n", database_=db).records[0][
             "n"

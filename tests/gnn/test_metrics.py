@@ -65,3 +65,8 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_data() -> None:
     _, low_l, high_l = metrics.bootstrap_mean(large, rounds=500)
     assert high_l - low_l < (high - low) / 3
     assert metrics.bootstrap_mean(np.full(20, 0.25), rounds=100) == (0.25, 0.25, 0.25)
+
+
+def test_no_bootstrap_rounds_gives_the_mean_without_an_interval() -> None:
+    mean, low, high = metrics.bootstrap_mean(np.array([0.0, 1.0, 1.0, 0.0]), rounds=0)
+    assert mean == 0.5 and np.isnan(low) and np.isnan(high)

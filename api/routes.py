@@ -1,0 +1,554 @@
+"""The `/v1` routes: thin wrappers over the engine, the explainer, the event log, the upserts
+and the rules store. Unknown ids: a customer the shop has never seen gets the fallback chain
+(200); a product id that is not in the catalogue is a 404 naming it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from fastapi.responses import FileResponse
+
+from api.auth import (
+    CatalogueAccess,
+    EventsAccess,
+    ExplainAccess,
+    Principal,
+    RecommendAccess,
+    RulesAccess,
+)
+from api.campaigns import CampaignNotFound, Campaigns, Job
+from api.errors import NotFound
+from api.explaining import Explanations
+from api.metrics import Metrics
+from api.schemas import (
+    AdjustmentOut,
+    CampaignJob,
+    CampaignRequest,
+    CartRequest,
+    ErrorBody,
+    EventsAccepted,
+    ExplanationOut,
+    PathOut,
+    RecommendationList,
+    RecommendationOut,
+    RuleOut,
+    Surface,
+    UpsertOut,
+    WhyNotOut,
+)
+from api.serving import ServingState
+from graph.ingest.upsert import EXAMPLES, UpsertKind, upsert
+from recommender.engine import Filters, Item, Rule
+from recommender.events import Event, EventLog
+from recommender.rules import RuleNotFound, RuleSpec
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No API key, or an unknown or revoked one."},
+    403: {"model": ErrorBody, "description": "The key's role may not use this route."},
+    422: {"model": ErrorBody, "description": "Bad input: `fields` names each field and why."},
+    503: {"model": ErrorBody, "description": "No serving snapshot yet, or Neo4j unreachable."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "An unknown product id (named in `detail`)."}
+}
+
+
+def get_state(request: Request) -> ServingState:
+    state: ServingState = request.app.state.serving
+    return state
+
+
+def get_explanations(request: Request) -> Explanations:
+    explanations: Explanations = request.app.state.explanations
+    return explanations
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_event_log(request: Request) -> EventLog:
+    log: EventLog = request.app.state.event_log
+    return log
+
+
+def get_campaigns(request: Request) -> Campaigns:
+    campaigns: Campaigns = request.app.state.campaigns
+    return campaigns
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+ExplanationsDep = Annotated[Explanations, Depends(get_explanations)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+CampaignsDep = Annotated[Campaigns, Depends(get_campaigns)]
+
+K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
+PathsParam = Annotated[
+    int | None,
+    Query(ge=0, le=10, description="Paths per item; 0 for none (faster). Default: setting."),
+]
+CustomerId = Annotated[str, Path(min_length=1, max_length=200, description="The shop's id.")]
+ProductId = Annotated[str, Path(min_length=1, max_length=200, description="The shop's id.")]
+
+
+def filters(
+    include_categories: Annotated[
+        list[str], Query(description="Only these categories (and subcategories).")
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+    exclude_categories: Annotated[list[str], Query(description="Not these categories.")] = [],  # noqa: B006
+    include_brands: Annotated[list[str], Query(description="Only these brands.")] = [],  # noqa: B006
+    exclude_brands: Annotated[list[str], Query(description="Not these brands.")] = [],  # noqa: B006
+    min_price: Annotated[float | None, Query(ge=0)] = None,
+    max_price: Annotated[float | None, Query(ge=0)] = None,
+    max_per_category: Annotated[
+        int | None, Query(ge=1, le=100, description="At most this many per category.")
+    ] = None,
+) -> Filters:
+    return Filters(
+        include_categories=tuple(include_categories),
+        exclude_categories=tuple(exclude_categories),
+        include_brands=tuple(include_brands),
+        exclude_brands=tuple(exclude_brands),
+        min_price=min_price,
+        max_price=max_price,
+        max_per_category=max_per_category,
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def _items(items: list[Item], paths: dict[str, list[PathOut]]) -> list[RecommendationOut]:
+    return [
+        RecommendationOut(
+            product_id=item.product_id,
+            name=item.name,
+            rank=rank,
+            score=item.score,
+            relevance=item.relevance,
+            strategy=item.strategy,
+            sources=item.sources,
+            category_id=item.category_id,
+            brand_id=item.brand_id,
+            adjustments=[
+                AdjustmentOut(kind=a.kind, reason=a.reason, delta=a.delta) for a in item.adjustments
+            ],
+            paths=paths.get(item.product_id, []),
+        )
+        for rank, item in enumerate(items, start=1)
+    ]
+
+
+PERSONAL_STRATEGIES = {"personal", "similar", "bought_together", "cart", "pinned"}
+
+
+def _answer(
+    state: ServingState,
+    metrics: Metrics,
+    surface: str,
+    items: list[Item],
+    paths: dict[str, list[PathOut]],
+    degraded: bool,
+    customer_id: str | None = None,
+    anchors: list[str] | None = None,
+) -> RecommendationList:
+    strategies = [i.strategy for i in items]
+    metrics.served(surface, strategies)
+    if degraded:
+        metrics.degraded.inc()
+    return RecommendationList(
+        surface=surface,
+        customer_id=customer_id,
+        anchor_product_ids=anchors or [],
+        model_version=state.engine.snapshot.version_id,
+        fallback=not (set(strategies) & (PERSONAL_STRATEGIES - {"pinned"})),
+        degraded=degraded,
+        generated_at=datetime.now(UTC),
+        items=_items(items, paths),
+    )
+
+
+def _known_product(state: ServingState, product_id: str) -> None:
+    if product_id not in state.engine.snapshot.product_index:
+        raise NotFound(f"product {product_id!r} is not in the catalogue")
+
+
+# -- recommendations ---------------------------------------------------------------------------
+@router.get(
+    "/customers/{customer_id}/recommendations",
+    response_model=RecommendationList,
+    tags=["recommendations"],
+    responses=ERRORS,
+)
+def customer_recommendations(
+    customer_id: CustomerId,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    metrics: MetricsDep,
+    _: RecommendAccess,
+    filters: FiltersDep,
+    k: K = 10,
+    surface: Annotated[Literal["home", "email"], Query(description="home or email.")] = "home",
+    paths: PathsParam = None,
+) -> RecommendationList:
+    """A customer's list (home page, e-mail). An unknown or brand-new customer is not an
+    error: they get the fallback chain (segment popular, category popular, global popular),
+    and each item names its strategy. Opted-out customers get non-personal lists."""
+    engine = state.engine
+    items = engine.recommend(customer_id, k, surface=surface, filters=filters)
+    found, degraded = explanations.for_customer(engine, customer_id, items, paths)
+    return _answer(state, metrics, surface, items, found, degraded, customer_id=customer_id)
+
+
+@router.get(
+    "/products/{product_id}/similar",
+    response_model=RecommendationList,
+    tags=["recommendations"],
+    responses={**ERRORS, **NOT_FOUND},
+)
+def similar_products(
+    product_id: ProductId,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    metrics: MetricsDep,
+    _: RecommendAccess,
+    filters: FiltersDep,
+    k: K = 10,
+    paths: PathsParam = None,
+) -> RecommendationList:
+    """Product page: products like this one (the active model's vectors), then popular in its
+    category. 404 for an unknown product."""
+    _known_product(state, product_id)
+    engine = state.engine
+    items = engine.similar(product_id, k, filters=filters)
+    found, degraded = explanations.for_anchors(engine, [product_id], items, paths)
+    return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
+
+
+@router.get(
+    "/products/{product_id}/bought-together",
+    response_model=RecommendationList,
+    tags=["recommendations"],
+    responses={**ERRORS, **NOT_FOUND},
+)
+def bought_together(
+    product_id: ProductId,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    metrics: MetricsDep,
+    _: RecommendAccess,
+    filters: FiltersDep,
+    k: K = 10,
+    paths: PathsParam = None,
+) -> RecommendationList:
+    """Product page: what customers bought with this product (co-purchase), then similar and
+    popular. 404 for an unknown product."""
+    _known_product(state, product_id)
+    engine = state.engine
+    items = engine.bought_together(product_id, k, filters=filters)
+    found, degraded = explanations.for_anchors(engine, [product_id], items, paths)
+    return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
+
+
+@router.post(
+    "/cart/recommendations",
+    response_model=RecommendationList,
+    tags=["recommendations"],
+    responses={**ERRORS, **NOT_FOUND},
+)
+def cart_cross_sell(
+    cart: CartRequest,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    metrics: MetricsDep,
+    _: RecommendAccess,
+    filters: FiltersDep,
+) -> RecommendationList:
+    """Cart cross-sell: what goes with the cart's items. 404 naming the first unknown product;
+    an unknown customer id only means nothing is left out for past purchases."""
+    for product_id in cart.product_ids:
+        _known_product(state, product_id)
+    engine = state.engine
+    items = engine.cart(cart.product_ids, cart.k, customer_id=cart.customer_id, filters=filters)
+    found, degraded = explanations.for_anchors(engine, cart.product_ids, items, cart.paths)
+    return _answer(
+        state,
+        metrics,
+        "cart",
+        items,
+        found,
+        degraded,
+        customer_id=cart.customer_id,
+        anchors=cart.product_ids,
+    )
+
+
+# -- explanations ------------------------------------------------------------------------------
+@router.get(
+    "/customers/{customer_id}/why-not/{product_id}",
+    response_model=WhyNotOut,
+    tags=["explanations"],
+    responses={**ERRORS, **NOT_FOUND},
+)
+def why_not(
+    customer_id: CustomerId,
+    product_id: ProductId,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    _: ExplainAccess,
+    filters: FiltersDep,
+    k: K = 10,
+    surface: Annotated[Surface, Query()] = "home",
+) -> WhyNotOut:
+    """Why a product is not in the customer's list: the filter or rule that removed it, its
+    stock state, else where it ranked and the score gap to the last item shown."""
+    _known_product(state, product_id)
+    engine = state.engine
+    answer = engine.why_not(customer_id, product_id, k, surface=surface, filters=filters)
+    found, _degraded = explanations.paths_for(engine, customer_id, [product_id], 3)
+    return WhyNotOut(
+        customer_id=customer_id,
+        surface=surface,
+        paths=found.get(product_id, []),
+        **{
+            f: getattr(answer, f)
+            for f in (
+                "product_id",
+                "shown",
+                "rank",
+                "removed_by",
+                "stock",
+                "score",
+                "last_shown_score",
+                "gap",
+                "strategy",
+            )
+        },
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/explanations/{product_id}",
+    response_model=ExplanationOut,
+    tags=["explanations"],
+    responses={**ERRORS, **NOT_FOUND},
+)
+def explain(
+    customer_id: CustomerId,
+    product_id: ProductId,
+    state: StateDep,
+    explanations: ExplanationsDep,
+    _: ExplainAccess,
+    paths: Annotated[int, Query(ge=1, le=10)] = 5,
+) -> ExplanationOut:
+    """Paths from a customer to any product (recommended or not), for merchandisers."""
+    _known_product(state, product_id)
+    found, degraded = explanations.paths_for(state.engine, customer_id, [product_id], paths)
+    return ExplanationOut(
+        customer_id=customer_id,
+        product_id=product_id,
+        degraded=degraded,
+        paths=found.get(product_id, []),
+    )
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+def _job(job: Job) -> CampaignJob:
+    exports = {}
+    if job.status == "done":
+        exports = {f: f"/v1/campaigns/{job.job_id}/export?format={f}" for f in ("csv", "json")}
+    return CampaignJob(
+        job_id=job.job_id,
+        segment=job.segment,
+        k=job.k,
+        surface=job.surface,
+        status=job.status,
+        customers_total=len(job.customers),
+        customers_done=job.done,
+        progress=round(job.progress, 4),
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        exports=exports,
+    )
+
+
+@router.post(
+    "/campaigns",
+    response_model=CampaignJob,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["campaigns"],
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "A segment with nobody."}},
+)
+def start_campaign(
+    request: CampaignRequest, state: StateDep, campaigns: CampaignsDep, _: RecommendAccess
+) -> CampaignJob:
+    """Builds the list of every customer of a segment in the background; poll the job, then
+    download the CSV or JSON export."""
+    try:
+        job = campaigns.submit(state.engine, request.segment, request.k, request.surface)
+    except CampaignNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    return _job(job)
+
+
+@router.get(
+    "/campaigns/{job_id}",
+    response_model=CampaignJob,
+    tags=["campaigns"],
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "No such job."}},
+)
+def campaign_status(job_id: str, campaigns: CampaignsDep, _: RecommendAccess) -> CampaignJob:
+    """Progress of a campaign job."""
+    try:
+        return _job(campaigns.get(job_id))
+    except CampaignNotFound as exc:
+        raise NotFound(str(exc)) from exc
+
+
+@router.get(
+    "/campaigns/{job_id}/export",
+    tags=["campaigns"],
+    response_class=FileResponse,
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "No such job or not done."}},
+)
+def campaign_export(
+    job_id: str,
+    campaigns: CampaignsDep,
+    _: RecommendAccess,
+    format: Annotated[Literal["csv", "json"], Query()] = "csv",
+) -> FileResponse:
+    """The finished campaign as CSV (customer_id, rank, product_id, name, score, strategy,
+    adjustments) or JSON."""
+    try:
+        job = campaigns.get(job_id)
+    except CampaignNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    path = campaigns.export_path(job_id, format)
+    if job.status != "done" or not path.exists():
+        raise NotFound(f"campaign {job_id} is {job.status} ({job.progress:.0%}); no export yet")
+    media = "text/csv" if format == "csv" else "application/json"
+    return FileResponse(path, media_type=media, filename=f"campaign-{job_id}.{format}")
+
+
+# -- events ------------------------------------------------------------------------------------
+@router.post(
+    "/events",
+    response_model=EventsAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["events"],
+    responses=ERRORS,
+)
+def post_events(
+    events: Annotated[list[Event], Body(min_length=1, max_length=1000)],
+    log: EventLogDep,
+    metrics: MetricsDep,
+    _: EventsAccess,
+) -> EventsAccepted:
+    """Storefront events (view, click, add_to_cart, purchase), 1 to 1,000 per request. They are
+    on disk (fsync) before the answer and reach Neo4j in batches, exactly once, even across
+    Neo4j downtime and API restarts. Send `event_id` to make retries safe."""
+    ids = log.append(events)
+    for event in events:
+        metrics.events.labels(event.kind).inc()
+    return EventsAccepted(accepted=len(ids), event_ids=ids, durable=True)
+
+
+# -- catalogue, stock, promotions --------------------------------------------------------------
+@router.put(
+    "/catalogue/{kind}",
+    response_model=UpsertOut,
+    tags=["catalogue"],
+    responses=ERRORS,
+)
+def put_rows(
+    kind: Annotated[
+        UpsertKind, Path(description="categories, products, promotions, stock, relations")
+    ],
+    rows: Annotated[
+        list[dict[str, Any]],
+        Body(
+            description="Rows in the input format of that file (see docs/data-format.md).",
+            openapi_examples={
+                k.value: {"summary": k.value, "value": v} for k, v in EXAMPLES.items()
+            },
+        ),
+    ],
+    state: StateDep,
+    _: CatalogueAccess,
+) -> UpsertOut:
+    """Creates or updates rows with the ingestion validators: all or nothing, errors naming the
+    row index and field. The serving snapshot reloads right after."""
+    result = upsert(state.driver, database=state.database, kind=kind, rows=rows, source="api")
+    state.request_refresh()
+    return UpsertOut(
+        kind=result.kind,
+        rows_written=result.rows_written,
+        run_id=result.run_id,
+        warnings=result.warnings,
+    )
+
+
+# -- merchandising rules -----------------------------------------------------------------------
+def _rule(rule: Rule) -> RuleOut:
+    return RuleOut(
+        rule_id=rule.rule_id,
+        action=rule.action,
+        target_kind=rule.target_kind,
+        target_id=rule.target_id,
+        surface=rule.surface,
+        segment=rule.segment,
+        weight=rule.weight,
+        position=rule.position,
+        note=rule.note,
+    )
+
+
+@router.get("/rules", response_model=list[RuleOut], tags=["rules"], responses=ERRORS)
+def list_rules(state: StateDep, _: RulesAccess) -> list[RuleOut]:
+    """The merchandising rules in force."""
+    return [_rule(r) for r in state.engine.rules]
+
+
+@router.post(
+    "/rules",
+    response_model=RuleOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["rules"],
+    responses=ERRORS,
+)
+def create_rule(spec: RuleSpec, state: StateDep, principal: RulesAccess) -> RuleOut:
+    """Adds a rule (pin, boost, bury, exclude); it applies from the next request on and is
+    audited with the key that made it."""
+    rule = state.rules.create(spec, actor=_actor(principal))
+    state.reload_rules()
+    return _rule(rule)
+
+
+@router.delete(
+    "/rules/{rule_id}",
+    response_model=RuleOut,
+    tags=["rules"],
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "No such rule."}},
+)
+def delete_rule(rule_id: str, state: StateDep, principal: RulesAccess) -> RuleOut:
+    """Removes a rule (audited)."""
+    try:
+        rule = state.rules.delete(rule_id, actor=_actor(principal))
+    except RuleNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    state.reload_rules()
+    return _rule(rule)
+
+
+def _actor(principal: Principal) -> str:
+    return f"key:{principal.key_id} ({principal.role})"

@@ -1,0 +1,164 @@
+"""The API's serving state: the engine over the current snapshot, kept fresh by a background
+thread that swaps in a new snapshot when the active model or the facts change.
+
+Requests never wait for a reload: they keep using the snapshot they started with while the next
+one is built, and a failed reload (Neo4j down) keeps the last good one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import neo4j
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+from graph.cypher import load_cypher
+from graph.settings import Settings
+from recommender.engine import Engine, surface_weights
+from recommender.rules import RuleStore
+from recommender.snapshot import ServingSnapshot, load_snapshot
+
+logger = logging.getLogger(__name__)
+
+GRAPH_ERRORS = (ServiceUnavailable, SessionExpired, Neo4jError, OSError)
+
+
+class SnapshotNotReady(Exception):
+    """No serving snapshot could be loaded yet (Neo4j unreachable since start-up)."""
+
+
+class ServingState:
+    """Owns the engine; `refresh()` reloads now, the thread reloads when the graph changed."""
+
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        settings: Settings,
+        *,
+        loader: Callable[[], ServingSnapshot] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.settings = settings
+        self.database = settings.neo4j.database
+        self.rules = RuleStore(driver, database=self.database)
+        self._loader = loader or (lambda: load_snapshot(driver, database=self.database))
+        self._engine: Engine | None = None
+        self._fingerprint: dict[str, Any] | None = None
+        self._lock = threading.Lock()  # one reload at a time
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    @property
+    def engine(self) -> Engine:
+        """Raises:
+        SnapshotNotReady: nothing loaded yet.
+        """
+        engine = self._engine
+        if engine is None:
+            raise SnapshotNotReady(
+                "the serving snapshot is not loaded yet: Neo4j could not be read since the API "
+                f"started ({self.last_error or 'loading'}); retrying every "
+                f"{self.settings.app.snapshot_refresh_s:g} s"
+            )
+        return engine
+
+    @property
+    def current_snapshot(self) -> ServingSnapshot | None:
+        return None if self._engine is None else self._engine.snapshot
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    def age_s(self) -> float | None:
+        engine = self._engine
+        if engine is None:
+            return None
+        return (datetime.now(UTC) - engine.snapshot.loaded_at).total_seconds()
+
+    # -- reloading ------------------------------------------------------------------------------
+    def refresh(self, *, force: bool = True) -> bool:
+        """Reloads the snapshot (and rules) if forced or the graph changed; True if swapped.
+
+        Raises:
+            neo4j errors when the graph cannot be read (the old snapshot stays).
+        """
+        with self._lock:
+            fingerprint = self._read_fingerprint()
+            if not force and self._engine is not None and fingerprint == self._fingerprint:
+                return False
+            started = time.perf_counter()
+            snapshot = self._loader()
+            rules = self.rules.list()
+            if self._engine is None:
+                app = self.settings.app
+                self._engine = Engine(
+                    snapshot,
+                    surface_weights(app.surface_weights),
+                    rules=rules,
+                    allow_repurchase=app.allow_repurchase,
+                    repurchase_window_days=app.repurchase_window_days,
+                )
+            else:
+                self._engine.swap(snapshot)
+                self._engine.set_rules(rules)
+            self._fingerprint = fingerprint
+            self.reloads += 1
+            self.last_error = None
+            logger.info(
+                "serving snapshot loaded in %.1f s: %d products, %d customers, model %s",
+                time.perf_counter() - started,
+                snapshot.n_products,
+                len(snapshot.customer_index),
+                snapshot.version_id or "none",
+            )
+            return True
+
+    def reload_rules(self) -> None:
+        """After a rule change: the next request sees it."""
+        self.engine.set_rules(self.rules.list())
+
+    def _read_fingerprint(self) -> dict[str, Any]:
+        records, _, _ = self.driver.execute_query(
+            load_cypher("recommender", "snapshot_fingerprint"),
+            routing_=neo4j.RoutingControl.READ,
+            database_=self.database,
+        )
+        return dict(records[0]) if records else {}
+
+    def request_refresh(self) -> None:
+        """Asks the thread to reload soon (after an upsert), without waiting."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kgrec-snapshot", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        force = True
+        while not self._stopping.is_set():
+            try:
+                self.refresh(force=force or self._engine is None)
+                force = False
+            except GRAPH_ERRORS as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("serving snapshot not refreshed: %s", self.last_error)
+            wait = self.settings.app.snapshot_refresh_s if self._engine else 2.0
+            woken = self._wake.wait(wait)
+            if woken:
+                self._wake.clear()
+                force = True

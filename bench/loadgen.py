@@ -1,0 +1,117 @@
+"""A small HTTP load generator (its own process): N keep-alive connections on asyncio streams,
+each sending GETs back to back from a list of paths for a fixed time; prints one JSON line with
+the latency percentiles, throughput and errors.
+
+Raw HTTP/1.1 on asyncio streams instead of an HTTP client library: on a 2-core machine the
+generator shares the CPU with the server, so it must cost as little per request as possible.
+
+  python -m bench.loadgen --port 8000 --key KEY --paths paths.txt --concurrency 16 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+async def _client(
+    host: str,
+    port: int,
+    key: str,
+    paths: list[str],
+    stop_at: float,
+    latencies: list[float],
+    errors: dict[str, int],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < stop_at:
+            path = paths[rng.randrange(len(paths))]
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+                "Connection: keep-alive\r\n\r\n"
+            ).encode()
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            chunked = False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value.strip())
+                elif name.lower() == "transfer-encoding" and "chunked" in value:
+                    chunked = True
+            if chunked:
+                while True:
+                    size = int((await reader.readline()).strip(), 16)
+                    await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+            else:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            status = status_line.split(b" ", 2)[1].decode() if status_line else "closed"
+            if status != "200":
+                errors[status] = errors.get(status, 0) + 1
+                if status == "closed":
+                    return
+    finally:
+        writer.close()
+
+
+async def run(
+    host: str, port: int, key: str, paths: list[str], concurrency: int, seconds: float
+) -> dict[str, object]:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    began = time.perf_counter()
+    stop_at = began + seconds
+    await asyncio.gather(
+        *(
+            _client(host, port, key, paths, stop_at, latencies, errors, seed)
+            for seed in range(concurrency)
+        )
+    )
+    elapsed = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
+        "p90_ms": round(float(np.percentile(ms, 90)), 2) if len(ms) else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
+        "concurrency": concurrency,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--paths", type=Path, required=True, help="One request path per line.")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    paths = [p for p in args.paths.read_text().splitlines() if p]
+    result = asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency, args.seconds))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
