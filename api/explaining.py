@@ -4,6 +4,7 @@ degraded answers (no paths, `degraded: true`) when Neo4j cannot be read."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from recommender.explain import Explainer
 
 logger = logging.getLogger(__name__)
 
+RETRY_S = 2.0  # after a failure, lists go out without paths for this long before trying again
 Found = tuple[dict[str, list[PathOut]], bool]
 
 
@@ -26,6 +28,7 @@ class Explanations:
         self.database = database
         self.default_paths = default_paths
         self._explainers: dict[int, Explainer] = {}
+        self._down_until = 0.0  # while Neo4j is known to be down, do not try for paths
 
     def _explainer(self, n: int) -> Explainer:
         explainer = self._explainers.get(n)
@@ -36,13 +39,13 @@ class Explanations:
         return explainer
 
     def _run(self, call: Callable[[], dict[str, Any]]) -> Found:
+        if time.monotonic() < self._down_until:
+            return {}, True
         try:
             raw = call()
-        except (ServiceUnavailable, SessionExpired, GraphUnavailable, OSError) as exc:
-            logger.warning("paths left out, Neo4j unreachable: %s", exc)
-            return {}, True
-        except Neo4jError as exc:
-            logger.warning("paths left out, Neo4j error: %s", exc)
+        except (ServiceUnavailable, SessionExpired, GraphUnavailable, OSError, Neo4jError) as exc:
+            logger.warning("paths left out for %.0f s, Neo4j unreachable: %s", RETRY_S, exc)
+            self._down_until = time.monotonic() + RETRY_S
             return {}, True
         return {
             product: [PathOut.model_validate(path, from_attributes=True) for path in paths]

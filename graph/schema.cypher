@@ -52,3 +52,6 @@ OPTIONS {indexConfig: {`vector.dimensions`: $embedding_dimensions, `vector.simil
 
 // -- API keys (graph/keys.py): looked up by id; only a hash of the secret is stored ----------
 CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (n:ApiKey) REQUIRE n.key_id IS UNIQUE;
+// -- Serving: the event shippers' positions and merchandising rules ----------------------------
+CREATE CONSTRAINT event_cursor_name IF NOT EXISTS FOR (n:EventCursor) REQUIRE n.name IS UNIQUE;
+CREATE CONSTRAINT merchandising_rule_id IF NOT EXISTS FOR (n:MerchandisingRule) REQUIRE n.rule_id IS UNIQUE;

@@ -30,6 +30,9 @@ NODE_KEYS: dict[str, str] = {
     "IngestRun": "run_id",
     "Experiment": "experiment_id",
     "AuditEvent": "event_id",
+    "ApiKey": "key_id",
+    "EventCursor": "name",
+    "MerchandisingRule": "rule_id",
 }
 
 VECTOR_INDEXES = ("product_embedding", "customer_embedding")

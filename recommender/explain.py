@@ -769,13 +769,13 @@ class Explainer:
         return out
 
     def _read(self, name: str, **params: Any) -> list[neo4j.Record]:
+        # One attempt in an auto-commit transaction: `execute_query` would retry for up to 30 s
+        # while Neo4j is down, and a list must rather go out without paths than wait.
         try:
-            records, _, _ = self._driver.execute_query(
-                load_cypher("recommender", name),
-                params,
-                database_=self._database,
-                routing_=neo4j.RoutingControl.READ,
-            )
+            with self._driver.session(
+                database=self._database, default_access_mode=neo4j.READ_ACCESS
+            ) as session:
+                records = list(session.run(load_cypher("recommender", name), params))
         except (DriverError, Neo4jError, OSError) as exc:
             raise GraphUnavailable(f"cannot read explanation paths from Neo4j: {exc}") from exc
         return records
