@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import neo4j
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from graph.errors import KgrecError
@@ -132,7 +133,7 @@ class KeyCache:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=2)  # a daemon: a reload waiting on Neo4j must not hold us
             self._thread = None
 
     def _refresh_loop(self) -> None:
@@ -172,6 +173,12 @@ class KeyCache:
         if not secret_matches(parsed.secret, stored.hash):
             raise Unauthenticated(f"wrong secret for API key {parsed.key_id}")
         return Principal(parsed.key_id, stored.role, stored.name)
+
+    def knows(self, presented: str | None) -> bool:
+        """Whether verifying `presented` needs no reload (so it may run on the event loop)."""
+        parsed = parse_key(presented.strip()) if presented else None
+        keys = self._keys
+        return parsed is None or (keys is not None and parsed.key_id in keys)
 
     def _lookup(self, key_id: str) -> StoredKey | None:
         keys = self._keys
@@ -244,15 +251,21 @@ def get_key_cache(request: Request) -> KeyCache:
     return cache
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """The caller's principal from either header; 401 (or 503 before any key loaded)."""
+    """The caller's principal from either header; 401 (or 503 before any key loaded).
+
+    A known key is checked on the event loop (microseconds); an unknown one may reload the keys
+    from Neo4j, which happens in a worker thread so the loop never waits on the graph."""
     presented = bearer.credentials if bearer is not None else api_key
+    cache = get_key_cache(request)
     try:
-        return get_key_cache(request).verify(presented)
+        if cache.knows(presented):
+            return cache.verify(presented)
+        return await run_in_threadpool(cache.verify, presented)
     except Unauthenticated as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers=_UNAUTHORIZED_HEADERS
@@ -263,10 +276,10 @@ def authenticate(
         ) from exc
 
 
-def scope_dependency(scope: Scope) -> Callable[..., Principal]:
+def scope_dependency(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and requires `scope` of their role (403)."""
 
-    def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.may(scope):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
 
 from api.auth import (
     CatalogueAccess,
@@ -60,27 +61,27 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     state: ServingState = request.app.state.serving
     return state
 
 
-def get_explanations(request: Request) -> Explanations:
+async def get_explanations(request: Request) -> Explanations:
     explanations: Explanations = request.app.state.explanations
     return explanations
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_event_log(request: Request) -> EventLog:
+async def get_event_log(request: Request) -> EventLog:
     log: EventLog = request.app.state.event_log
     return log
 
 
-def get_campaigns(request: Request) -> Campaigns:
+async def get_campaigns(request: Request) -> Campaigns:
     campaigns: Campaigns = request.app.state.campaigns
     return campaigns
 
@@ -100,7 +101,7 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=200, description="The 
 ProductId = Annotated[str, Path(min_length=1, max_length=200, description="The shop's id.")]
 
 
-def filters(
+async def filters(
     include_categories: Annotated[
         list[str], Query(description="Only these categories (and subcategories).")
     ] = [],  # noqa: B006 - FastAPI copies query defaults
@@ -160,12 +161,12 @@ def _answer(
     degraded: bool,
     customer_id: str | None = None,
     anchors: list[str] | None = None,
-) -> RecommendationList:
+) -> Response:
     strategies = [i.strategy for i in items]
     metrics.served(surface, strategies)
     if degraded:
         metrics.degraded.inc()
-    return RecommendationList(
+    answer = RecommendationList(
         surface=surface,
         customer_id=customer_id,
         anchor_product_ids=anchors or [],
@@ -175,6 +176,9 @@ def _answer(
         generated_at=datetime.now(UTC),
         items=_items(items, paths),
     )
+    # Serialised here, once, by pydantic's Rust core: FastAPI would validate the model again
+    # before encoding it (a third of a list's serving time, measured).
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _known_product(state: ServingState, product_id: str) -> None:
@@ -189,7 +193,7 @@ def _known_product(state: ServingState, product_id: str) -> None:
     tags=["recommendations"],
     responses=ERRORS,
 )
-def customer_recommendations(
+async def customer_recommendations(
     customer_id: CustomerId,
     state: StateDep,
     explanations: ExplanationsDep,
@@ -199,13 +203,15 @@ def customer_recommendations(
     k: K = 10,
     surface: Annotated[Literal["home", "email"], Query(description="home or email.")] = "home",
     paths: PathsParam = None,
-) -> RecommendationList:
+) -> Response:
     """A customer's list (home page, e-mail). An unknown or brand-new customer is not an
     error: they get the fallback chain (segment popular, category popular, global popular),
     and each item names its strategy. Opted-out customers get non-personal lists."""
     engine = state.engine
     items = engine.recommend(customer_id, k, surface=surface, filters=filters)
-    found, degraded = explanations.for_customer(engine, customer_id, items, paths)
+    found, degraded = await run_in_threadpool(
+        explanations.for_customer, engine, customer_id, items, paths
+    )
     return _answer(state, metrics, surface, items, found, degraded, customer_id=customer_id)
 
 
@@ -215,7 +221,7 @@ def customer_recommendations(
     tags=["recommendations"],
     responses={**ERRORS, **NOT_FOUND},
 )
-def similar_products(
+async def similar_products(
     product_id: ProductId,
     state: StateDep,
     explanations: ExplanationsDep,
@@ -224,13 +230,15 @@ def similar_products(
     filters: FiltersDep,
     k: K = 10,
     paths: PathsParam = None,
-) -> RecommendationList:
+) -> Response:
     """Product page: products like this one (the active model's vectors), then popular in its
     category. 404 for an unknown product."""
     _known_product(state, product_id)
     engine = state.engine
     items = engine.similar(product_id, k, filters=filters)
-    found, degraded = explanations.for_anchors(engine, [product_id], items, paths)
+    found, degraded = await run_in_threadpool(
+        explanations.for_anchors, engine, [product_id], items, paths
+    )
     return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
 
 
@@ -240,7 +248,7 @@ def similar_products(
     tags=["recommendations"],
     responses={**ERRORS, **NOT_FOUND},
 )
-def bought_together(
+async def bought_together(
     product_id: ProductId,
     state: StateDep,
     explanations: ExplanationsDep,
@@ -249,13 +257,15 @@ def bought_together(
     filters: FiltersDep,
     k: K = 10,
     paths: PathsParam = None,
-) -> RecommendationList:
+) -> Response:
     """Product page: what customers bought with this product (co-purchase), then similar and
     popular. 404 for an unknown product."""
     _known_product(state, product_id)
     engine = state.engine
     items = engine.bought_together(product_id, k, filters=filters)
-    found, degraded = explanations.for_anchors(engine, [product_id], items, paths)
+    found, degraded = await run_in_threadpool(
+        explanations.for_anchors, engine, [product_id], items, paths
+    )
     return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
 
 
@@ -265,21 +275,23 @@ def bought_together(
     tags=["recommendations"],
     responses={**ERRORS, **NOT_FOUND},
 )
-def cart_cross_sell(
+async def cart_cross_sell(
     cart: CartRequest,
     state: StateDep,
     explanations: ExplanationsDep,
     metrics: MetricsDep,
     _: RecommendAccess,
     filters: FiltersDep,
-) -> RecommendationList:
+) -> Response:
     """Cart cross-sell: what goes with the cart's items. 404 naming the first unknown product;
     an unknown customer id only means nothing is left out for past purchases."""
     for product_id in cart.product_ids:
         _known_product(state, product_id)
     engine = state.engine
     items = engine.cart(cart.product_ids, cart.k, customer_id=cart.customer_id, filters=filters)
-    found, degraded = explanations.for_anchors(engine, cart.product_ids, items, cart.paths)
+    found, degraded = await run_in_threadpool(
+        explanations.for_anchors, engine, cart.product_ids, items, cart.paths
+    )
     return _answer(
         state,
         metrics,
@@ -299,7 +311,7 @@ def cart_cross_sell(
     tags=["explanations"],
     responses={**ERRORS, **NOT_FOUND},
 )
-def why_not(
+async def why_not(
     customer_id: CustomerId,
     product_id: ProductId,
     state: StateDep,
@@ -313,8 +325,13 @@ def why_not(
     stock state, else where it ranked and the score gap to the last item shown."""
     _known_product(state, product_id)
     engine = state.engine
-    answer = engine.why_not(customer_id, product_id, k, surface=surface, filters=filters)
-    found, _degraded = explanations.paths_for(engine, customer_id, [product_id], 3)
+    # Ranking every candidate can take a while on a big catalogue: off the event loop.
+    answer = await run_in_threadpool(
+        lambda: engine.why_not(customer_id, product_id, k, surface=surface, filters=filters)
+    )
+    found, _degraded = await run_in_threadpool(
+        explanations.paths_for, engine, customer_id, [product_id], 3
+    )
     return WhyNotOut(
         customer_id=customer_id,
         surface=surface,
@@ -342,7 +359,7 @@ def why_not(
     tags=["explanations"],
     responses={**ERRORS, **NOT_FOUND},
 )
-def explain(
+async def explain(
     customer_id: CustomerId,
     product_id: ProductId,
     state: StateDep,
@@ -352,7 +369,9 @@ def explain(
 ) -> ExplanationOut:
     """Paths from a customer to any product (recommended or not), for merchandisers."""
     _known_product(state, product_id)
-    found, degraded = explanations.paths_for(state.engine, customer_id, [product_id], paths)
+    found, degraded = await run_in_threadpool(
+        explanations.paths_for, state.engine, customer_id, [product_id], paths
+    )
     return ExplanationOut(
         customer_id=customer_id,
         product_id=product_id,

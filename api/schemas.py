@@ -266,6 +266,7 @@ class Readiness(BaseModel):
     model_version: str | None = None
     snapshot_age_s: float | None = None
     events_pending: int | None = None
+    process_id: int = Field(description="The API process that answered (one per worker).")
 
 
 class Health(BaseModel):

@@ -127,12 +127,13 @@ class ServingState:
         self.engine.set_rules(self.rules.list())
 
     def _read_fingerprint(self) -> dict[str, Any]:
-        records, _, _ = self.driver.execute_query(
-            load_cypher("recommender", "snapshot_fingerprint"),
-            routing_=neo4j.RoutingControl.READ,
-            database_=self.database,
-        )
-        return dict(records[0]) if records else {}
+        # One attempt (execute_query would retry for 30 s while Neo4j is down, holding up a
+        # shutdown); the thread tries again at its next turn.
+        with self.driver.session(
+            database=self.database, default_access_mode=neo4j.READ_ACCESS
+        ) as session:
+            record = session.run(load_cypher("recommender", "snapshot_fingerprint")).single()
+        return dict(record) if record else {}
 
     def request_refresh(self) -> None:
         """Asks the thread to reload soon (after an upsert), without waiting."""
@@ -146,7 +147,7 @@ class ServingState:
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=5)  # a daemon: a reload in progress must not hold us
 
     def _run(self) -> None:
         force = True

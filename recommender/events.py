@@ -78,6 +78,10 @@ class EventLogError(KgrecError):
     """The event log cannot be opened or written (locked by another process, disk, corruption)."""
 
 
+class EventLogBusy(EventLogError):
+    """Another process (or EventLog) holds the folder."""
+
+
 def event_log_folder(app: AppSettings) -> Path:
     """Where the event log lives: `KGREC_EVENTS_DIR`, else `KGREC_HOME/events`."""
     return (app.events_dir or app.home / "events").resolve()
@@ -310,7 +314,7 @@ class EventLog:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             self._lock_file.close()
-            raise EventLogError(
+            raise EventLogBusy(
                 f"The event log {self.folder} is open in another process (or another EventLog "
                 "of this one); one writer per folder. Set KGREC_EVENTS_DIR per process."
             ) from exc

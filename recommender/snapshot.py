@@ -58,6 +58,9 @@ class ServingSnapshot:
     category_names: dict[str, str] = field(default_factory=dict)
     bought_at: dict[str, np.ndarray] = field(default_factory=dict)  # epoch ms, parallel to bought
     copurchase: sp.csr_matrix | None = None  # customers who bought both, products x products
+    # Per product, its best co-purchase neighbours (index, weight; -1/0 padded): what serving
+    # reads. `load_snapshot` keeps only these, not the full matrix.
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_products(self) -> int:
@@ -83,6 +86,24 @@ class ServingSnapshot:
             if brand is not None:
                 members.setdefault(brand, []).append(product)
         return {b: np.array(p, dtype=np.int64) for b, p in members.items()}
+
+    @cached_property
+    def customer_has_vector(self) -> np.ndarray:
+        if self.customer_vectors is None:
+            return np.zeros(len(self.customer_index), dtype=bool)
+        return np.asarray(np.any(self.customer_vectors != 0, axis=1))
+
+    @cached_property
+    def promoted(self) -> np.ndarray:
+        return np.array(sorted(self.promotions), dtype=np.int64)
+
+    @cached_property
+    def copurchase_top(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.neighbours is not None:
+            return self.neighbours
+        if self.copurchase is None:
+            return None
+        return copurchase_neighbours(self.copurchase, self.popularity)
 
     @cached_property
     def product_norms(self) -> np.ndarray:
@@ -231,8 +252,37 @@ def load_snapshot(
         category_parent={r["id"]: r["parent"] for r in categories if r["parent"] is not None},
         category_names={r["id"]: r["name"] or r["id"] for r in categories},
         bought_at=bought_at,
-        copurchase=copurchase_counts(bought, n),
+        neighbours=copurchase_neighbours(copurchase_counts(bought, n), popularity),
     )
+
+
+#: Co-purchase neighbours kept per product for serving (bought together, cart, candidates).
+NEIGHBOURS = 50
+
+
+def copurchase_neighbours(
+    counts: sp.csr_matrix, popularity: np.ndarray, k: int = NEIGHBOURS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each product's `k` best co-purchase neighbours, weighted by the count of customers who
+    bought both divided by the square root of the neighbour's buyers (so best-sellers do not
+    win by size alone): ([n, k] indexes, -1 padded; [n, k] weights, 0 padded)."""
+    n = counts.shape[0]
+    index = np.full((n, k), -1, dtype=np.int32)
+    weight = np.zeros((n, k), dtype=np.float32)
+    scale = 1.0 / np.sqrt(np.maximum(popularity, 1.0))
+    for row in range(n):
+        start, stop = counts.indptr[row], counts.indptr[row + 1]
+        if start == stop:
+            continue
+        cols = counts.indices[start:stop]
+        values = counts.data[start:stop] * scale[cols]
+        if len(cols) > k:
+            keep = np.argpartition(-values, k - 1)[:k]
+            cols, values = cols[keep], values[keep]
+        order = np.lexsort((cols, -values))
+        index[row, : len(cols)] = cols[order]
+        weight[row, : len(cols)] = values[order]
+    return index, weight
 
 
 def copurchase_counts(bought: dict[str, np.ndarray], n_products: int) -> sp.csr_matrix:

@@ -48,9 +48,14 @@ def api_server(env: dict[str, str]) -> Iterator[str]:
 def test_ready_when_neo4j_answers(neo4j_driver: object, settings: Settings) -> None:
     with api_server(session_server_env(settings)) as base:
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-        ready = httpx.get(f"{base}/readyz")
-        assert ready.status_code == 200
-        assert ready.json()["neo4j"] == "reachable"
+        # Reachable at once; ready once the serving snapshot is loaded (503 until then).
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(f"{base}/readyz")).status_code != 200:
+            assert ready.json()["neo4j"] == "reachable", ready.text
+            assert "snapshot" in ready.json()["detail"], ready.text
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.2)
+        assert ready.json()["status"] == "ready" and ready.json()["neo4j"] == "reachable"
 
 
 def test_not_ready_names_the_server(tmp_path: object) -> None:
