@@ -40,6 +40,7 @@ import numpy as np
 import psutil
 
 from bench.recommend_quality import shop_folder
+from gnn import metrics
 from gnn.evaluate import Evaluator
 from gnn.registry import Registry
 from gnn.snapshot import GraphSnapshot, export_snapshot
@@ -192,11 +193,21 @@ def quality(
         order = np.lexsort((np.array(served.product_ids), -scores))
         order = [p for p in order[:20] if scores[p] > 0]
         cypher_lists[user] = [int(from_served[p]) for p in order]
-    results = {}
+    results: dict[str, Any] = {}
+    per_user = {}
+    sizes = np.array([len(t) for t in evaluator.targets])
     for name, lists in (("engine", engine_lists), ("cypher co-purchase", cypher_lists)):
-        result = evaluator.evaluate(_Ranked(lists, graph.n_products), rounds=1000, seed=seed)
+        ranked = _Ranked(lists, graph.n_products)
+        result = evaluator.evaluate(ranked, rounds=1000, seed=seed)
         ndcg = result.slices["all"].metrics["ndcg@10"]
         results[name] = {"ndcg@10": ndcg, "users": result.slices["all"].users}
+        hits = metrics.hit_matrix(evaluator.top_k(ranked, 10), evaluator.targets)
+        per_user[name] = metrics.ndcg_at(hits, sizes, 10)
+    # Paired: the same customers under both, so the interval of the difference is the test.
+    difference = per_user["engine"] - per_user["cypher co-purchase"]
+    results["engine minus cypher (paired)"] = {
+        "ndcg@10": metrics.bootstrap_mean(difference, rounds=1000, seed=seed)
+    }
     return results, [ids[u] for u in evaluator.users.tolist()]
 
 
@@ -292,7 +303,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (kgrec serve).")
-    parser.add_argument("--customers", type=int, default=2000, help="Test customers sampled.")
+    parser.add_argument(
+        "--customers", type=int, default=2000, help="Test customers the load draws from."
+    )
+    parser.add_argument(
+        "--quality-customers",
+        type=int,
+        default=1_000_000,
+        help="Test customers for NDCG (default: all of them).",
+    )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--keep-running", action="store_true", help="Leave Neo4j running.")
     parser.add_argument("--output", type=Path, default=Path(".kgrec/bench/serve-latency.json"))
@@ -307,7 +326,9 @@ def main() -> None:
     try:
         with open_driver(settings) as driver:
             served = load_snapshot(driver, database="neo4j")
-            report["quality"], customers = quality(driver, served, args.customers, seed=0)
+            report["quality"], everyone = quality(driver, served, args.quality_customers, seed=0)
+            picks = np.random.default_rng(0).permutation(len(everyone))[: args.customers]
+            customers = [everyone[i] for i in sorted(picks)]
             print(json.dumps(report["quality"]), flush=True)
             report["cypher_equivalence_checked"] = check_cypher_equivalence(
                 driver, served, customers[:50]
