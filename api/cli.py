@@ -459,16 +459,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    import uvicorn
+    from api.workers import serve as serve_workers
 
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    serve_workers(host, port, workers)
 
 
 @app.command("version")

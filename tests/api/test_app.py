@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -72,3 +73,37 @@ def test_not_ready_names_the_server(tmp_path: object) -> None:
         body = ready.json()
         assert body["neo4j"] == "unreachable"
         assert f"bolt://127.0.0.1:{port}" in body["detail"]
+
+
+@pytest.mark.integration
+def test_two_workers_share_the_port_and_stop_together(
+    neo4j_driver: object, settings: Settings, tmp_path: Path
+) -> None:
+    """`kgrec serve --workers 2`: two processes, each ready with its own snapshot and event
+    log, both answering on one port; SIGTERM stops them all."""
+    port = free_port()
+    env = {**session_server_env(settings), "KGREC_EVENTS_DIR": str(tmp_path / "events")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=environment(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen: set[int] = set()
+        deadline = time.monotonic() + 90
+        while len(seen) < 2:
+            assert time.monotonic() < deadline and process.poll() is None, seen
+            try:
+                # A new connection each time: the kernel spreads them over the workers.
+                with httpx.Client() as client:
+                    body = client.get(f"http://127.0.0.1:{port}/readyz").json()
+                if body["status"] == "ready":
+                    seen.add(body["process_id"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert (tmp_path / "events" / "worker-2").is_dir()  # the second process's own log
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0, process.stdout.read() if process.stdout else ""
