@@ -21,12 +21,15 @@ from api.campaigns import Campaigns
 from api.explaining import Explanations
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
+from api.routes_ui import mount_ui
+from api.routes_ui import router as ui_router
 from api.schemas import Health, Readiness
 from api.serving import ServingState
 from graph.driver import open_driver, unreachable_message
 from graph.errors import GraphUnavailable
 from graph.settings import Settings, get_settings
 from recommender.events import EventLog, EventLogBusy, EventShipper, event_log_folder
+from recommender.served import ServedLog
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 database=settings.neo4j.database,
                 default_paths=settings.app.explanation_paths,
             )
+            served = ServedLog(
+                driver,
+                database=settings.neo4j.database,
+                sample_rate=settings.app.served_sample_rate,
+            )
+            served.start()
+            stack.callback(served.stop)
+            app.state.served = served
             campaigns = Campaigns(settings.app.home.resolve() / "campaigns")
             stack.callback(campaigns.stop)
             app.state.campaigns = campaigns
@@ -105,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
     app.include_router(router)
+    app.include_router(ui_router)
+    mount_ui(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:

@@ -45,6 +45,7 @@ from graph.ingest.upsert import EXAMPLES, UpsertKind, upsert
 from recommender.engine import Filters, Item, Rule
 from recommender.events import Event, EventLog
 from recommender.rules import RuleNotFound, RuleSpec
+from recommender.served import ServedItem, ServedLog
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ async def get_event_log(request: Request) -> EventLog:
     return log
 
 
+async def get_served(request: Request) -> ServedLog:
+    served: ServedLog = request.app.state.served
+    return served
+
+
 async def get_campaigns(request: Request) -> Campaigns:
     campaigns: Campaigns = request.app.state.campaigns
     return campaigns
@@ -91,6 +97,7 @@ ExplanationsDep = Annotated[Explanations, Depends(get_explanations)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 CampaignsDep = Annotated[Campaigns, Depends(get_campaigns)]
+ServedDep = Annotated[ServedLog, Depends(get_served)]
 
 K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
 PathsParam = Annotated[
@@ -161,9 +168,17 @@ def _answer(
     degraded: bool,
     customer_id: str | None = None,
     anchors: list[str] | None = None,
+    served: ServedLog | None = None,
 ) -> Response:
     strategies = [i.strategy for i in items]
     metrics.served(surface, strategies)
+    if served is not None and customer_id is not None:
+        served.record(
+            customer_id,
+            surface,
+            state.engine.snapshot.version_id,
+            [ServedItem(i.product_id, r, i.strategy) for r, i in enumerate(items, start=1)],
+        )
     if degraded:
         metrics.degraded.inc()
     answer = RecommendationList(
@@ -198,6 +213,7 @@ async def customer_recommendations(
     state: StateDep,
     explanations: ExplanationsDep,
     metrics: MetricsDep,
+    served: ServedDep,
     _: RecommendAccess,
     filters: FiltersDep,
     k: K = 10,
@@ -212,7 +228,9 @@ async def customer_recommendations(
     found, degraded = await run_in_threadpool(
         explanations.for_customer, engine, customer_id, items, paths
     )
-    return _answer(state, metrics, surface, items, found, degraded, customer_id=customer_id)
+    return _answer(
+        state, metrics, surface, items, found, degraded, customer_id=customer_id, served=served
+    )
 
 
 @router.get(
@@ -280,6 +298,7 @@ async def cart_cross_sell(
     state: StateDep,
     explanations: ExplanationsDep,
     metrics: MetricsDep,
+    served: ServedDep,
     _: RecommendAccess,
     filters: FiltersDep,
 ) -> Response:
@@ -300,6 +319,7 @@ async def cart_cross_sell(
         found,
         degraded,
         customer_id=cart.customer_id,
+        served=served,
         anchors=cart.product_ids,
     )
 

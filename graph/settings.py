@@ -87,6 +87,13 @@ class AppSettings(BaseSettings):
     explanation_paths: int = Field(
         3, ge=0, le=10, description="Paths per recommended item unless a request says otherwise."
     )
+    served_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of customers' served lists written back to the graph as "
+        "WAS_RECOMMENDED (0 turns it off).",
+    )
     validation_days: int = Field(
         28, ge=1, description="Latest days of orders held out to stop training and gate models."
     )
