@@ -21,8 +21,6 @@ from api.campaigns import Campaigns
 from api.explaining import Explanations
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
-from api.routes_ui import mount_ui
-from api.routes_ui import router as ui_router
 from api.schemas import Health, Readiness
 from api.serving import ServingState
 from graph.driver import open_driver, unreachable_message
@@ -116,8 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
     app.include_router(router)
-    app.include_router(ui_router)
-    mount_ui(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:
