@@ -21,6 +21,7 @@ from api.campaigns import Campaigns
 from api.explaining import Explanations
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
+from api.routes_cypher import cypher_router
 from api.schemas import Health, Readiness
 from api.serving import ServingState
 from graph.driver import open_driver, unreachable_message
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
     app.include_router(router)
+    app.include_router(cypher_router)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:

@@ -103,6 +103,19 @@ class AppSettings(BaseSettings):
         description="How often the API reloads API keys from Neo4j (a key it does not know "
         "triggers a reload at once).",
     )
+    cypher_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Analysts' Cypher (saved and ad hoc): a query running longer is stopped.",
+    )
+    cypher_max_rows: int = Field(
+        10000,
+        ge=1,
+        le=1_000_000,
+        description="Analysts' Cypher: rows returned at most; the answer says when it was "
+        "truncated.",
+    )
 
 
 class Neo4jSettings(BaseSettings):
