@@ -10,10 +10,10 @@ LAUNCHER_SOURCES := neo4j-local/pom.xml $(shell find neo4j-local/src -name '*.ja
 
 DATASETS := .kgrec/datasets/superstore/input/.complete .kgrec/datasets/dominicks-oj/input/.complete
 
-.PHONY: demo test install neo4j-local system-deps datasets check lint typecheck pytest stop clean
+.PHONY: demo test install neo4j-local system-deps datasets ui check lint typecheck pytest stop clean
 
 ## demo: install, start the local Neo4j, apply the schema and print how to connect
-demo: install
+demo: install ui
 	$(BIN)/kgrec demo
 
 ## test: install, then lint, type-check and run the whole test suite against a real Neo4j
@@ -35,6 +35,15 @@ neo4j-local: $(LAUNCHER_STAMP)
 $(LAUNCHER_STAMP): $(LAUNCHER_SOURCES)
 	@command -v mvn >/dev/null || { echo "error: Maven (mvn) not found; install Maven and Java 17+" >&2; exit 1; }
 	mvn -B -q -f neo4j-local/pom.xml package
+	touch $@
+
+## ui: bundle the merchandiser page (served at /ui) from npm packages, so it needs no internet
+UI_STAMP := ui/dist/.kgrec-built
+ui: $(UI_STAMP)
+
+$(UI_STAMP): ui/package.json ui/package-lock.json $(wildcard ui/src/*)
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 18+ and npm" >&2; exit 1; }
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	touch $@
 
 ## system-deps: Debian packages the test suite uses (docker-compose to check docker-compose.yml)
@@ -59,7 +68,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
 
-pytest: install
+pytest: install ui
 	$(BIN)/pytest
 
 ## stop: stop the local Neo4j
@@ -68,4 +77,4 @@ stop:
 
 ## clean: stop Neo4j and remove build outputs and local state (the graph too)
 clean: stop
-	rm -rf $(VENV) neo4j-local/target .kgrec .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) neo4j-local/target ui/dist ui/node_modules .kgrec .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,8 @@ from api.explaining import Explanations
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
 from api.routes_cypher import cypher_router
+from api.routes_ui import mount_ui
+from api.routes_ui import router as ui_router
 from api.schemas import Health, Readiness
 from api.serving import ServingState
 from graph.driver import open_driver, unreachable_message
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(cypher_router)
+    app.include_router(ui_router)
+    mount_ui(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:

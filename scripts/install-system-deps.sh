@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v curl >/dev/null || need+=(curl)  # the demo test runs the printed curl commands
+command -v chromium >/dev/null || need+=(chromium)  # the /ui page's browser test (Playwright)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
