@@ -22,6 +22,7 @@ read (`query_type` "r") that calls no denied procedure.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -465,14 +466,18 @@ def to_json_value(value: Any) -> Any:
             "nodes": [to_json_value(n) for n in value.nodes],
             "relationships": [to_json_value(r) for r in value.relationships],
         }
+    iso = getattr(value, "iso_format", None)
+    if callable(iso):  # dates, times, durations (a Duration is a tuple: before the lists)
+        return iso()
     if isinstance(value, dict):
         return {str(k): to_json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_json_value(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: "nan", "inf", "-inf"
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    iso = getattr(value, "iso_format", None)
-    return iso() if callable(iso) else str(value)
+    return str(value)
 
 
 def run_read(

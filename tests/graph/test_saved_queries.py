@@ -242,6 +242,14 @@ def test_adhoc_reads_are_capped_and_writes_refused_by_neo4j_too(
     )
     assert (capped.columns, capped.row_count, capped.truncated) == (["i"], 7, True)
     assert capped.rows[0] == [1]
+    odd = run_adhoc(
+        graph,
+        "RETURN 0.0 / 0.0 AS nan, date('2024-01-02') AS day, duration({days: 2}) AS span",
+        database=db,
+        timeout_s=10,
+        max_rows=7,
+    )
+    assert odd.rows == [["nan", "2024-01-02", "P2D"]]  # JSON-ready
     whole = run_adhoc(
         graph, "UNWIND range(1, $n) AS i RETURN i", {"n": 7}, database=db, timeout_s=10, max_rows=7
     )
