@@ -5,6 +5,7 @@ routes the page adds (search, product detail, models) are checked against the gr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -70,6 +71,35 @@ def forecasted(shop: Shop) -> str:
     return product_id
 
 
+def split(ndcg: float, recall: float) -> dict[str, Any]:
+    """One split of a registry `metrics` document, as gnn.evaluate writes it."""
+    metrics = {"ndcg@10": ndcg, "recall@20": recall}
+    return {
+        "period": "x",
+        "slices": {
+            "all": {
+                "users": 10,
+                "metrics": {k: {"value": v, "low": v, "high": v} for k, v in metrics.items()},
+            }
+        },
+    }
+
+
+OLDER_METRICS = {"validation": split(0.21, 0.4), "test": split(0.19, 0.35)}
+
+
+@pytest.fixture(scope="module")
+def older_version(shop: Shop) -> str:
+    """An older, inactive version in the registry's node format, with evaluation metrics."""
+    shop.query(
+        "CREATE (:ModelVersion {version_id: 'ui-test-older', model: 'popularity', "
+        "created_at: datetime() - duration('P1D'), active: false, metrics: $metrics, "
+        "val_ndcg10: 0.21, test_ndcg10: 0.19, artifacts: '/nonexistent', has_embeddings: false})",
+        metrics=json.dumps(OLDER_METRICS),
+    )
+    return "ui-test-older"
+
+
 # -- the routes the page adds ------------------------------------------------------------------
 def test_search_finds_customers_and_products(shop: Shop) -> None:
     customer = a_buyer(shop)
@@ -115,11 +145,19 @@ def test_product_detail_has_stock_forecast_and_promotions(shop: Shop, forecasted
     assert missing.status_code == 404 and "NOPE-1" in missing.json()["detail"]
 
 
-def test_models_lists_versions_and_the_active_one(shop: Shop) -> None:
+def test_models_lists_versions_and_the_active_one(shop: Shop, older_version: str) -> None:
     body = shop.get("/v1/models", "merchandiser").json()
     active = shop.query("MATCH (v:ModelVersion {active: true}) RETURN v.version_id AS id")
     assert body["active"] == active[0]["id"] == body["serving"]
-    assert [v["version_id"] for v in body["versions"] if v["active"]] == [body["active"]]
+    assert [v["version_id"] for v in body["versions"]] == [body["active"], older_version]
+    assert [v["active"] for v in body["versions"]] == [True, False]
+    older = body["versions"][1]
+    assert older["metrics"] == {
+        "validation": {"ndcg@10": 0.21, "recall@20": 0.4},
+        "test": {"ndcg@10": 0.19, "recall@20": 0.35},
+    }
+    assert (older["val_ndcg10"], older["test_ndcg10"]) == (0.21, 0.19)
+    assert shop.get("/v1/models", "storefront").status_code == 403
 
 
 # -- the page in chromium ----------------------------------------------------------------------
@@ -143,7 +181,9 @@ def rows(page: Any) -> list[str]:
     return found
 
 
-def test_merchandiser_page_end_to_end(shop: Shop, forecasted: str, browser: Any) -> None:
+def test_merchandiser_page_end_to_end(
+    shop: Shop, forecasted: str, older_version: str, browser: Any
+) -> None:
     from playwright.sync_api import expect
 
     customer = a_buyer(shop)
@@ -172,7 +212,10 @@ def test_merchandiser_page_end_to_end(shop: Shop, forecasted: str, browser: Any)
     # Search the customer and open them.
     page.fill("#search-input", customer)
     page.click("#search-btn")
-    page.locator("a.hit-customer", has_text=customer).click()
+    hit = page.locator("a.hit-customer", has_text=customer)
+    expect(hit).to_be_visible()
+    screenshot(page, "search")
+    hit.click()
     expect(page.locator("#customer-id")).to_have_text(customer)
     page.wait_for_selector("#recs-table tr.rec")
     api = shop.get(
@@ -259,6 +302,10 @@ def test_merchandiser_page_end_to_end(shop: Shop, forecasted: str, browser: Any)
     page.click("#nav-models")
     active = shop.get("/v1/models", "merchandiser").json()["active"]
     expect(page.locator(f'#models-table tr[data-version="{active}"]')).to_contain_text("active")
+    older = page.locator(f'#models-table tr[data-version="{older_version}"]')
+    expect(older).to_contain_text("inactive")
+    expect(older).to_contain_text("0.19")  # test NDCG@10
+    expect(older).to_contain_text("0.35")  # test recall@20
     screenshot(page, "models")
 
     for rule in shop.get("/v1/rules", "merchandiser").json():

@@ -372,7 +372,7 @@ async function loadRules(list) {
       ? h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, ["Rule", "Action", "Target", "Surface", "Segment", "Weight", "Position", "Note", ""].map((t) => h("th", { text: t })))),
         h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.rule_id },
           h("td", { text: r.rule_id }), h("td", { text: r.action }), h("td", { text: `${r.target_kind} ${r.target_id}` }), h("td", { text: r.surface || "any" }), h("td", { text: r.segment || "any" }),
-          h("td", { text: fmt(r.weight) }), h("td", { text: fmt(r.position) }), h("td", { text: r.note || "" }),
+          h("td", { text: r.action === "boost" || r.action === "bury" ? fmt(r.weight) : "—" }), h("td", { text: r.action === "pin" ? fmt(r.position) : "—" }), h("td", { text: r.note || "" }),
           h("td", {}, h("button", { type: "button", class: "rule-delete", onclick: async () => { await api(`/v1/rules/${enc(r.rule_id)}`, { method: "DELETE" }); await loadRules(list); }, text: "Delete" }))))))
       : h("p", { class: "muted", text: "No rules." }));
   } catch (err) {
@@ -386,7 +386,7 @@ async function modelsPage() {
   const box = $("#models");
   try {
     const res = await api("/v1/models");
-    const names = [...new Set(res.versions.flatMap((v) => Object.keys(v.metrics.test || v.metrics.validation || {})))].sort();
+    const names = [...new Set(res.versions.flatMap((v) => Object.keys(v.metrics.test || v.metrics.validation || {})))].filter((n) => n !== "ndcg@10").sort();
     box.replaceChildren(
       h("p", {}, `Active: ${res.active || "none"} · serving: ${res.serving || "none"}`),
       h("table", { id: "models-table" },
