@@ -225,9 +225,19 @@ async def model_versions(state: StateDep, _: ExplainAccess) -> ModelsOut:
 UI_DIST = Path(__file__).resolve().parent.parent / "ui" / "dist"
 
 
-def mount_ui(app: FastAPI, dist: Path = UI_DIST) -> None:
+def ui_dist() -> Path:
+    """The built page: next to the source tree (`make ui`, editable installs), else `ui/dist`
+    under the working directory (an installed package, e.g. an image that copies it there)."""
+    for candidate in (UI_DIST, Path.cwd() / "ui" / "dist"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return UI_DIST
+
+
+def mount_ui(app: FastAPI, dist: Path | None = None) -> None:
     """Serves the built page at `/ui` (open: the page asks for a key); without a build, `/ui`
     says how to make one and the API works as before."""
+    dist = dist or ui_dist()
     if (dist / "index.html").is_file():
         app.mount("/ui", StaticFiles(directory=dist, html=True), name="ui")
         return
