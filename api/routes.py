@@ -177,7 +177,15 @@ def _answer(
             customer_id,
             surface,
             state.engine.snapshot.version_id,
-            [ServedItem(i.product_id, r, i.strategy) for r, i in enumerate(items, start=1)],
+            [
+                ServedItem(
+                    i.product_id,
+                    r,
+                    i.strategy,
+                    tuple(sorted({p.kind for p in paths.get(i.product_id, [])})),
+                )
+                for r, i in enumerate(items, start=1)
+            ],
         )
     if degraded:
         metrics.degraded.inc()

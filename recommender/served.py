@@ -1,5 +1,6 @@
 """Served lists written back to the graph for analysts: each shown item becomes
-`(:Customer)-[:WAS_RECOMMENDED {ts, rank, model_version, strategy, surface}]->(:Product)`.
+`(:Customer)-[:WAS_RECOMMENDED {ts, rank, model_version, strategy, surface, path_types}]->
+(:Product)`.
 
 Serving must not wait for this: lists are sampled (`KGREC_SERVED_SAMPLE_RATE`), queued in
 memory and written in batches by a background thread. It is an analytics log, not an
@@ -31,6 +32,7 @@ class ServedItem:
     product_id: str
     rank: int
     strategy: str
+    path_types: tuple[str, ...] = ()  # kinds of the explanation paths shown with it
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,12 @@ class ServedLog:
                     "model_version": model_version,
                     "ts": (ts or datetime.now(UTC)).isoformat(),
                     "items": [
-                        {"product_id": i.product_id, "rank": i.rank, "strategy": i.strategy}
+                        {
+                            "product_id": i.product_id,
+                            "rank": i.rank,
+                            "strategy": i.strategy,
+                            "path_types": list(i.path_types),
+                        }
                         for i in items
                     ],
                 }

@@ -420,16 +420,16 @@ def test_openapi_documents_every_route_with_its_errors(shop: Shop) -> None:
 def test_served_lists_are_written_back_as_was_recommended(shop: Shop) -> None:
     customer = a_buyer(shop)
     body = shop.get(
-        f"/v1/customers/{customer}/recommendations", role="storefront", k=4, paths=0
+        f"/v1/customers/{customer}/recommendations", role="storefront", k=4, paths=2
     ).json()
-    shown = [i["product_id"] for i in body["items"]]
     deadline = time.monotonic() + 30
     while True:
         rows = shop.query(
             "MATCH (:Customer {customer_id: $c})-[r:WAS_RECOMMENDED {surface: 'home'}]->(p) "
             "WHERE r.ts >= datetime($since) "
             "RETURN p.product_id AS id, r.rank AS rank, r.strategy AS strategy, "
-            "r.model_version AS version ORDER BY r.ts DESC, r.rank LIMIT 4",
+            "r.model_version AS version, r.path_types AS path_types "
+            "ORDER BY r.ts DESC, r.rank LIMIT 4",
             c=customer,
             since=body["generated_at"][:19] + "Z",
         )
@@ -438,8 +438,14 @@ def test_served_lists_are_written_back_as_was_recommended(shop: Shop) -> None:
         assert time.monotonic() < deadline, rows
         time.sleep(0.3)
     assert sorted(rows, key=lambda r: r["rank"]) == [
-        {"id": p, "rank": n, "strategy": "personal", "version": body["model_version"]}
-        for n, p in enumerate(shown, start=1)
+        {
+            "id": item["product_id"],
+            "rank": n,
+            "strategy": "personal",
+            "version": body["model_version"],
+            "path_types": sorted({p["kind"] for p in item["paths"]}),
+        }
+        for n, item in enumerate(body["items"], start=1)
     ]
 
 

@@ -300,8 +300,9 @@ def test_demo_loads_forecasts_trains_and_activates(
         commands = [line.strip() for line in output if line.strip().startswith("curl ")]
         assert len(commands) >= 10, text
         deadline = time.monotonic() + 120
-        while subprocess.run(commands[0], shell=True, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, "the demo API did not come up"
+        ready = commands[0] + " -o /dev/null -w '%{http_code}'"  # readiness: the snapshot loaded
+        while subprocess.run(ready, shell=True, capture_output=True, text=True).stdout != "200":
+            assert time.monotonic() < deadline, "the demo API did not become ready"
             time.sleep(0.5)
         for command in commands:
             done = subprocess.run(
