@@ -1,4 +1,13 @@
 # The kgrec API image (docker-compose.yml builds it). The graph runs in the neo4j service.
+
+# The merchandiser page (/ui), bundled from npm packages at build time: no CDN at run time.
+FROM node:20-slim AS ui
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui/src ./src
+RUN npm run build
+
 FROM python:3.11-slim
 
 # Optional extra package index, e.g. the PyTorch CPU-only wheel index for a much smaller image.
@@ -16,6 +25,7 @@ COPY forecasting ./forecasting
 COPY recommender ./recommender
 COPY api ./api
 COPY cypher ./cypher
+COPY --from=ui /ui/dist ./ui/dist
 RUN pip install --no-cache-dir ${PIP_EXTRA_INDEX_URL:+--extra-index-url "$PIP_EXTRA_INDEX_URL"} . \
     && useradd --system --home-dir /var/lib/kgrec --create-home kgrec
 
