@@ -21,15 +21,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import neo4j
 import numpy as np
 
 from gnn.catalog import EMBEDDING_MODELS
-from gnn.models.base import Recommender
-from gnn.snapshot import GraphSnapshot
 from graph.errors import KgrecError
+
+if TYPE_CHECKING:  # types only: reading versions (the API's models page) must not load PyTorch
+    from gnn.models.base import Recommender
+    from gnn.snapshot import GraphSnapshot
 
 GATE_METRIC = "ndcg@10"
 

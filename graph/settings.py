@@ -88,7 +88,7 @@ class AppSettings(BaseSettings):
         3, ge=0, le=10, description="Paths per recommended item unless a request says otherwise."
     )
     served_sample_rate: float = Field(
-        1.0,
+        0.1,
         ge=0,
         le=1,
         description="Share of customers' served lists written back to the graph as "

@@ -55,7 +55,7 @@ class ServedLog:
         sample_rate: float,
         batch_size: int = 500,
         interval_s: float = 1.0,
-        max_queued: int = 100_000,
+        max_queued: int = 20_000,
         seed: int | None = None,
     ) -> None:
         if not 0 <= sample_rate <= 1:

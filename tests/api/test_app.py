@@ -107,3 +107,10 @@ def test_two_workers_share_the_port_and_stop_together(
     finally:
         process.terminate()
         assert process.wait(timeout=60) == 0, process.stdout.read() if process.stdout else ""
+
+
+def test_the_api_does_not_load_pytorch() -> None:
+    """Serving reads vectors from artifacts; PyTorch would add hundreds of MiB per worker
+    (measured: 510 -> 1,100 MiB RSS when the models page pulled it in)."""
+    code = "import sys, api.app; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -86,6 +86,7 @@ def shop(
     keys = {role.value: store.create(role, f"test {role.value}")[1] for role in Role}
     env = session_server_env(settings)
     env["KGREC_EVENTS_DIR"] = str(tmp_path_factory.mktemp("events"))
+    env["KGREC_SERVED_SAMPLE_RATE"] = "1"  # every served list written back (tests read them)
     with api_server(env) as base:
         shop = Shop(base, keys, neo4j_driver, db)
         deadline = time.monotonic() + 60
