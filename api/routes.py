@@ -5,6 +5,7 @@ and the rules store. Unknown ids: a customer the shop has never seen gets the fa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -42,7 +43,7 @@ from api.schemas import (
 )
 from api.serving import ServingState
 from graph.ingest.upsert import EXAMPLES, UpsertKind, upsert
-from recommender.engine import Filters, Item, Rule
+from recommender.engine import Engine, Filters, Item, Rule
 from recommender.events import Event, EventLog
 from recommender.rules import RuleNotFound, RuleSpec
 from recommender.served import ServedItem, ServedLog
@@ -204,6 +205,27 @@ def _answer(
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
+async def _product_page(
+    surface_of: Callable[..., list[Item]],
+    product_id: str,
+    state: ServingState,
+    explanations: Explanations,
+    metrics: Metrics,
+    filters: Filters,
+    k: int,
+    paths: int | None,
+) -> Response:
+    """A product-page list (`Engine.similar` or `Engine.bought_together`) with paths from the
+    product."""
+    _known_product(state, product_id)
+    engine = state.engine
+    items = surface_of(engine, product_id, k, filters=filters)
+    found, degraded = await run_in_threadpool(
+        explanations.for_anchors, engine, [product_id], items, paths
+    )
+    return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
+
+
 def _known_product(state: ServingState, product_id: str) -> None:
     if product_id not in state.engine.snapshot.product_index:
         raise NotFound(f"product {product_id!r} is not in the catalogue")
@@ -259,13 +281,9 @@ async def similar_products(
 ) -> Response:
     """Product page: products like this one (the active model's vectors), then popular in its
     category. 404 for an unknown product."""
-    _known_product(state, product_id)
-    engine = state.engine
-    items = engine.similar(product_id, k, filters=filters)
-    found, degraded = await run_in_threadpool(
-        explanations.for_anchors, engine, [product_id], items, paths
+    return await _product_page(
+        Engine.similar, product_id, state, explanations, metrics, filters, k, paths
     )
-    return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
 
 
 @router.get(
@@ -286,13 +304,9 @@ async def bought_together(
 ) -> Response:
     """Product page: what customers bought with this product (co-purchase), then similar and
     popular. 404 for an unknown product."""
-    _known_product(state, product_id)
-    engine = state.engine
-    items = engine.bought_together(product_id, k, filters=filters)
-    found, degraded = await run_in_threadpool(
-        explanations.for_anchors, engine, [product_id], items, paths
+    return await _product_page(
+        Engine.bought_together, product_id, state, explanations, metrics, filters, k, paths
     )
-    return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
 
 
 @router.post(

@@ -22,6 +22,7 @@ import json
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.neo4j_startup import free_port
 from gnn.models import MODELS
@@ -51,6 +52,21 @@ def shop_folder(name: str, cache: Path, spec: ShopSpec) -> Path:
         shop = generate_shop(spec, folder)
         print(f"generated {shop.rows} in {shop.seconds:.1f} s", flush=True)
     return folder
+
+
+def load_once(driver: Any, folder: Path, digest: str) -> None:
+    """Loads the shop unless the graph already holds a succeeded IngestRun of this content (so
+    reruns do not pay the ingest again); another shop's graph is emptied first."""
+    loaded = driver.execute_query(
+        "MATCH (r:IngestRun {content_hash: $h, status: 'succeeded'}) RETURN count(r) AS n",
+        h=digest,
+        database_="neo4j",
+    ).records[0]["n"]
+    if not loaded:
+        driver.execute_query("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS")
+        began = time.monotonic()
+        Ingestor(driver, database="neo4j", options=IngestOptions(batch_size=10_000)).run(folder)
+        print(f"ingested {folder} in {time.monotonic() - began:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -88,18 +104,7 @@ def main() -> None:
     try:
         with open_driver(settings) as driver:
             apply_schema(driver, database="neo4j", embedding_dimensions=64)
-            loaded = driver.execute_query(
-                "MATCH (r:IngestRun {content_hash: $h, status: 'succeeded'}) RETURN count(r) AS n",
-                h=digest,
-                database_="neo4j",
-            ).records[0]["n"]
-            if not loaded:
-                driver.execute_query("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS")
-                began = time.monotonic()
-                Ingestor(driver, database="neo4j", options=IngestOptions(batch_size=10_000)).run(
-                    folder
-                )
-                print(f"ingested {folder} in {time.monotonic() - began:.1f} s", flush=True)
+            load_once(driver, folder, digest)
             snapshot = export_snapshot(driver, database="neo4j")
             print(
                 f"export: {snapshot.counts['interactions']:,} order lines, "

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench.recommend_quality import shop_folder
+from bench.recommend_quality import load_once, shop_folder
 from gnn import metrics
 from gnn.evaluate import Evaluator
 from gnn.registry import Registry
@@ -48,7 +48,6 @@ from gnn.split import temporal_split
 from gnn.train import Experiment, RunOptions
 from graph.driver import open_driver
 from graph.ingest.reader import content_hash, find_files
-from graph.ingest.service import IngestOptions, Ingestor
 from graph.keys import KeyStore, Role
 from graph.local import LocalNeo4j
 from graph.schema import apply_schema
@@ -79,16 +78,7 @@ def prepare(cache: Path, port: int, spec: ShopSpec) -> tuple[LocalNeo4j, Neo4jSe
     local.start()
     with open_driver(settings) as driver:
         apply_schema(driver, database="neo4j", embedding_dimensions=64)
-        loaded = driver.execute_query(
-            "MATCH (r:IngestRun {content_hash: $h, status: 'succeeded'}) RETURN count(r) AS n",
-            h=digest,
-            database_="neo4j",
-        ).records[0]["n"]
-        if not loaded:
-            driver.execute_query("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS")
-            began = time.monotonic()
-            Ingestor(driver, database="neo4j", options=IngestOptions(batch_size=10_000)).run(folder)
-            print(f"ingested {folder} in {time.monotonic() - began:.1f} s", flush=True)
+        load_once(driver, folder, digest)
         registry = Registry(driver, database="neo4j", root=(cache / "serve" / "models").resolve())
         active = registry.active()
         if active is None or LABEL not in str(active.properties.get("training", "")):

@@ -340,15 +340,7 @@ class Engine:
         Raises:
             KeyError: unknown product id.
         """
-        snap = self._snapshot
-        anchor = snap.product_index[product_id]
-        ctx = self._context(snap, "product", None, filters)
-        ctx.allowed[anchor] = False
-        tiers: list[Tier] = [
-            (SIMILAR, _plain(lambda: self._cosine(snap, [anchor]))),
-            *self._popular_tiers(snap, [anchor]),
-        ]
-        return self._select(ctx, tiers, k)
+        return self._anchored([product_id], k, "product", None, filters, co_purchase=None)
 
     def bought_together(
         self, product_id: str, k: int = 10, *, filters: Filters = NO_FILTERS
@@ -359,16 +351,9 @@ class Engine:
         Raises:
             KeyError: unknown product id.
         """
-        snap = self._snapshot
-        anchor = snap.product_index[product_id]
-        ctx = self._context(snap, "product", None, filters)
-        ctx.allowed[anchor] = False
-        tiers: list[Tier] = [
-            (BOUGHT_TOGETHER, _plain(lambda: self._copurchase(snap, [anchor]))),
-            (SIMILAR, _plain(lambda: self._cosine(snap, [anchor]))),
-            *self._popular_tiers(snap, [anchor]),
-        ]
-        return self._select(ctx, tiers, k)
+        return self._anchored(
+            [product_id], k, "product", None, filters, co_purchase=BOUGHT_TOGETHER
+        )
 
     def cart(
         self,
@@ -385,22 +370,33 @@ class Engine:
         Raises:
             KeyError: an unknown product id (the first one).
         """
+        return self._anchored(product_ids, k, "cart", customer_id, filters, co_purchase=CART)
+
+    def _anchored(
+        self,
+        product_ids: list[str],
+        k: int,
+        surface: str,
+        customer_id: str | None,
+        filters: Filters,
+        *,
+        co_purchase: str | None,
+    ) -> list[Item]:
+        """A list around anchor products (product page, cart), anchors left out: co-purchase
+        with them (under the strategy name given; none for "similar"), then similar to them,
+        then popular in their categories, then popular overall."""
         snap = self._snapshot
         anchors = [snap.product_index[p] for p in product_ids]
-        ctx = self._context(snap, "cart", customer_id, filters)
+        ctx = self._context(snap, surface, customer_id, filters)
         ctx.allowed[anchors] = False
         tiers: list[Tier] = [
-            (CART, _plain(lambda: self._copurchase(snap, anchors))),
             (SIMILAR, _plain(lambda: self._cosine(snap, anchors))),
-            *self._popular_tiers(snap, anchors),
-        ]
-        return self._select(ctx, tiers, k)
-
-    def _popular_tiers(self, snap: ServingSnapshot, anchors: list[int]) -> list[Tier]:
-        return [
             (CATEGORY_POPULAR, _plain(lambda: self._category_popularity(snap, np.array(anchors)))),
             (GLOBAL_POPULAR, _plain(lambda: snap.popularity.astype(float))),
         ]
+        if co_purchase is not None:
+            tiers.insert(0, (co_purchase, _plain(lambda: self._copurchase(snap, anchors))))
+        return self._select(ctx, tiers, k)
 
     def agreement(self, product_a: str, product_b: str) -> float:
         """Cosine of two products' vectors in the active model, clipped to [0, 1] (0 without
