@@ -21,7 +21,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api import cli_backup, cli_cypher, cli_keys, cli_models, cli_pipeline
+from api import (
+    cli_backup,
+    cli_cypher,
+    cli_experiments,
+    cli_keys,
+    cli_models,
+    cli_pipeline,
+    cli_privacy,
+)
 from api.console import console, err_console
 from forecasting.service import run_forecast
 from graph.datasets import fetch as fetch_dataset
@@ -483,8 +491,11 @@ app.command()(cli_models.evaluate)
 app.add_typer(cli_models.models_app, name="models")
 app.add_typer(cli_keys.keys_app, name="keys")
 app.add_typer(cli_cypher.cypher_app, name="cypher")
+app.add_typer(cli_experiments.experiments_app, name="experiments")
 app.add_typer(cli_backup.backup_app, name="backup")
 app.add_typer(cli_pipeline.pipeline_app, name="pipeline")
+app.add_typer(cli_privacy.customers_app, name="customers")
+app.add_typer(cli_privacy.events_app, name="events")
 
 
 def main() -> None:

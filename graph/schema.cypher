@@ -41,6 +41,10 @@ CREATE INDEX ingest_run_started IF NOT EXISTS FOR (n:IngestRun) ON (n.started_at
 CREATE INDEX purchased_last_ts IF NOT EXISTS FOR ()-[r:PURCHASED]-() ON (r.last_ts);
 // Served lists written back for analysts (WAS_RECOMMENDED), joined on time.
 CREATE INDEX was_recommended_ts IF NOT EXISTS FOR ()-[r:WAS_RECOMMENDED]-() ON (r.ts);
+// An experiment's report reads its exposures (served lists of experiment traffic).
+CREATE INDEX was_recommended_experiment IF NOT EXISTS FOR ()-[r:WAS_RECOMMENDED]-() ON (r.experiment_id);
+// Running experiments, read by every API process at each snapshot refresh.
+CREATE INDEX experiment_status IF NOT EXISTS FOR (n:Experiment) ON (n.status);
 
 // -- Vector indexes for embeddings of the active model ------------------------------------------
 CREATE VECTOR INDEX product_embedding IF NOT EXISTS
@@ -55,3 +59,6 @@ CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (n:ApiKey) REQUIRE n.key_id IS UN
 // -- Serving: the event shippers' positions and merchandising rules ----------------------------
 CREATE CONSTRAINT event_cursor_name IF NOT EXISTS FOR (n:EventCursor) REQUIRE n.name IS UNIQUE;
 CREATE CONSTRAINT merchandising_rule_id IF NOT EXISTS FOR (n:MerchandisingRule) REQUIRE n.rule_id IS UNIQUE;
+// -- Pipeline runs (api/pipeline.py): one per `kgrec pipeline run`, resumable after a crash --
+CREATE CONSTRAINT pipeline_run_id IF NOT EXISTS FOR (n:PipelineRun) REQUIRE n.run_id IS UNIQUE;
+CREATE INDEX pipeline_run_started IF NOT EXISTS FOR (n:PipelineRun) ON (n.started_at);

@@ -33,6 +33,7 @@ NODE_KEYS: dict[str, str] = {
     "ApiKey": "key_id",
     "EventCursor": "name",
     "MerchandisingRule": "rule_id",
+    "PipelineRun": "run_id",
 }
 
 VECTOR_INDEXES = ("product_embedding", "customer_embedding")
