@@ -15,7 +15,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from threadpoolctl import threadpool_limits
 
-from api import errors
+from api import errors, routes_experiments
 from api.auth import AdminAccess, key_cache_scope
 from api.campaigns import Campaigns
 from api.explaining import Explanations
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.include_router(cypher_router)
+    routes_experiments.include(app)
     app.include_router(ui_router)
     mount_ui(app)
 

@@ -5,6 +5,7 @@ and the rules store. Unknown ids: a customer the shop has never seen gets the fa
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -32,6 +33,7 @@ from api.schemas import (
     CartRequest,
     ErrorBody,
     EventsAccepted,
+    ExperimentTag,
     ExplanationOut,
     PathOut,
     RecommendationList,
@@ -45,6 +47,7 @@ from api.serving import ServingState
 from graph.ingest.upsert import EXAMPLES, UpsertKind, upsert
 from recommender.engine import Engine, Filters, Item, Rule
 from recommender.events import Event, EventLog
+from recommender.experiments import Assignment
 from recommender.rules import RuleNotFound, RuleSpec
 from recommender.served import ServedItem, ServedLog
 
@@ -170,14 +173,19 @@ def _answer(
     customer_id: str | None = None,
     anchors: list[str] | None = None,
     served: ServedLog | None = None,
+    engine: Engine | None = None,
+    assignment: Assignment | None = None,
 ) -> Response:
+    # The engine that built the list: a variant's while an experiment runs on the surface.
+    engine = engine or state.engine
+    list_id = uuid.uuid4().hex
     strategies = [i.strategy for i in items]
     metrics.served(surface, strategies)
     if served is not None and customer_id is not None:
         served.record(
             customer_id,
             surface,
-            state.engine.snapshot.version_id,
+            engine.snapshot.version_id,
             [
                 ServedItem(
                     i.product_id,
@@ -187,6 +195,9 @@ def _answer(
                 )
                 for r, i in enumerate(items, start=1)
             ],
+            list_id=list_id,
+            experiment_id=assignment.experiment_id if assignment else None,
+            variant=assignment.variant if assignment else None,
         )
     if degraded:
         metrics.degraded.inc()
@@ -194,10 +205,16 @@ def _answer(
         surface=surface,
         customer_id=customer_id,
         anchor_product_ids=anchors or [],
-        model_version=state.engine.snapshot.version_id,
+        model_version=engine.snapshot.version_id,
         fallback=not (set(strategies) & (PERSONAL_STRATEGIES - {"pinned"})),
         degraded=degraded,
         generated_at=datetime.now(UTC),
+        list_id=list_id,
+        experiment=(
+            ExperimentTag(id=assignment.experiment_id, variant=assignment.variant)
+            if assignment
+            else None
+        ),
         items=_items(items, paths),
     )
     # Serialised here, once, by pydantic's Rust core: FastAPI would validate the model again
@@ -252,14 +269,24 @@ async def customer_recommendations(
 ) -> Response:
     """A customer's list (home page, e-mail). An unknown or brand-new customer is not an
     error: they get the fallback chain (segment popular, category popular, global popular),
-    and each item names its strategy. Opted-out customers get non-personal lists."""
-    engine = state.engine
+    and each item names its strategy. Opted-out customers get non-personal lists. While an A/B
+    experiment runs on the surface, the customer's variant builds the list (`experiment`)."""
+    engine, assignment = state.route(customer_id, surface)
     items = engine.recommend(customer_id, k, surface=surface, filters=filters)
     found, degraded = await run_in_threadpool(
         explanations.for_customer, engine, customer_id, items, paths
     )
     return _answer(
-        state, metrics, surface, items, found, degraded, customer_id=customer_id, served=served
+        state,
+        metrics,
+        surface,
+        items,
+        found,
+        degraded,
+        customer_id=customer_id,
+        served=served,
+        engine=engine,
+        assignment=assignment,
     )
 
 
@@ -328,7 +355,7 @@ async def cart_cross_sell(
     an unknown customer id only means nothing is left out for past purchases."""
     for product_id in cart.product_ids:
         _known_product(state, product_id)
-    engine = state.engine
+    engine, assignment = state.route(cart.customer_id, "cart")
     items = engine.cart(cart.product_ids, cart.k, customer_id=cart.customer_id, filters=filters)
     found, degraded = await run_in_threadpool(
         explanations.for_anchors, engine, cart.product_ids, items, cart.paths
@@ -343,6 +370,8 @@ async def cart_cross_sell(
         customer_id=cart.customer_id,
         served=served,
         anchors=cart.product_ids,
+        engine=engine,
+        assignment=assignment,
     )
 
 

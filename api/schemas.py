@@ -79,6 +79,13 @@ class RecommendationOut(BaseModel):
     paths: list[PathOut] = Field(default_factory=list)
 
 
+class ExperimentTag(BaseModel):
+    """The experiment a list belongs to (`kgrec experiments`), and the customer's variant."""
+
+    id: str
+    variant: str
+
+
 class RecommendationList(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -164,6 +171,12 @@ class RecommendationList(BaseModel):
         False, description="True when Neo4j could not be read: paths are left out."
     )
     generated_at: datetime
+    list_id: str | None = Field(
+        None, description="Id of this served list (kept with the list's write-back)."
+    )
+    experiment: ExperimentTag | None = Field(
+        None, description="The A/B experiment and variant the list was served under, if any."
+    )
     items: list[RecommendationOut]
 
 

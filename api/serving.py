@@ -20,6 +20,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from graph.cypher import load_cypher
 from graph.settings import Settings
 from recommender.engine import Engine, surface_weights
+from recommender.experiments import Assignment, ExperimentRouter, ExperimentStore
 from recommender.rules import RuleStore
 from recommender.snapshot import ServingSnapshot, load_snapshot
 
@@ -46,6 +47,8 @@ class ServingState:
         self.settings = settings
         self.database = settings.neo4j.database
         self.rules = RuleStore(driver, database=self.database)
+        self.experiments = ExperimentRouter(ExperimentStore(driver, database=self.database))
+        self._base_weights = surface_weights(settings.app.surface_weights)
         self._loader = loader or (lambda: load_snapshot(driver, database=self.database))
         self._engine: Engine | None = None
         self._fingerprint: dict[str, Any] | None = None
@@ -94,15 +97,19 @@ class ServingState:
         with self._lock:
             fingerprint = self._read_fingerprint()
             if not force and self._engine is not None and fingerprint == self._fingerprint:
+                self._refresh_experiments(self._engine)
                 return False
             started = time.perf_counter()
             snapshot = self._loader()
             rules = self.rules.list()
+            # Experiments first: their variants' vectors are ready for the new snapshot by the
+            # time requests see it.
+            self.experiments.refresh(snapshot)
             if self._engine is None:
                 app = self.settings.app
                 self._engine = Engine(
                     snapshot,
-                    surface_weights(app.surface_weights),
+                    self.experiments.weights(self._base_weights),
                     rules=rules,
                     allow_repurchase=app.allow_repurchase,
                     repurchase_window_days=app.repurchase_window_days,
@@ -110,6 +117,7 @@ class ServingState:
             else:
                 self._engine.swap(snapshot)
                 self._engine.set_rules(rules)
+                self._apply_weights(self._engine)
             self._fingerprint = fingerprint
             self.reloads += 1
             self.last_error = None
@@ -121,6 +129,31 @@ class ServingState:
                 snapshot.version_id or "none",
             )
             return True
+
+    def _refresh_experiments(self, engine: Engine) -> None:
+        self.experiments.refresh(engine.snapshot)
+        self._apply_weights(engine)
+
+    def _apply_weights(self, engine: Engine) -> None:
+        weights = self.experiments.weights(self._base_weights)
+        if any(engine.surfaces.get(s) != w for s, w in weights.items()):
+            engine.set_weights(weights)
+
+    def refresh_experiments(self) -> None:
+        """After an experiment changed (created, stopped, promoted): this process serves by
+        the new state from the next request; other processes at their next refresh turn."""
+        with self._lock:
+            if self._engine is not None:
+                self._refresh_experiments(self._engine)
+
+    def route(self, customer_id: str | None, surface: str) -> tuple[Engine, Assignment | None]:
+        """The engine for a customer's list on a surface (a variant's while an experiment runs
+        there) and the customer's assignment.
+
+        Raises:
+            SnapshotNotReady: nothing loaded yet.
+        """
+        return self.experiments.route(self.engine, customer_id, surface)
 
     def reload_rules(self) -> None:
         """After a rule change: the next request sees it."""

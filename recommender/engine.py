@@ -299,6 +299,13 @@ class Engine:
         with self._lock:
             self._rules = tuple(rules)
 
+    def set_weights(self, weights: Mapping[str, RankingWeights]) -> None:
+        """New weights per surface (a promoted experiment's ranking); the cached stock and
+        promotion deltas depend on them, so they go too."""
+        with self._lock:
+            self.surfaces = {**DEFAULT_SURFACE_WEIGHTS, **weights}
+            self._deltas = {}
+
     # -- surfaces ---------------------------------------------------------------------------
     def recommend(
         self,

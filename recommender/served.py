@@ -1,6 +1,7 @@
 """Served lists written back to the graph for analysts: each shown item becomes
-`(:Customer)-[:WAS_RECOMMENDED {ts, rank, model_version, strategy, surface, path_types}]->
-(:Product)`.
+`(:Customer)-[:WAS_RECOMMENDED {ts, rank, model_version, strategy, surface, path_types, list_id,
+experiment_id, variant}]->(:Product)` (the last two only for experiment traffic, which is always
+written: it is the experiments' exposure log).
 
 Serving must not wait for this: lists are sampled (`KGREC_SERVED_SAMPLE_RATE`), queued in
 memory and written in batches by a background thread. It is an analytics log, not an
@@ -81,12 +82,18 @@ class ServedLog:
         model_version: str | None,
         items: Sequence[ServedItem],
         ts: datetime | None = None,
+        *,
+        list_id: str | None = None,
+        experiment_id: str | None = None,
+        variant: str | None = None,
     ) -> bool:
-        """Queues one served list if it is sampled; True when it was."""
-        if not items or self.sample_rate <= 0:
+        """Queues one served list if it is sampled; True when it was. Lists of experiment
+        traffic are always queued, whatever the sample rate: they are the experiment's exposure
+        log, and a sample would leave customers out of its report."""
+        if not items or (self.sample_rate <= 0 and experiment_id is None):
             return False
         with self._lock:
-            if self._random.random() >= self.sample_rate:
+            if experiment_id is None and self._random.random() >= self.sample_rate:
                 return False
             if len(self._queue) == self._queue.maxlen:
                 self._dropped += 1  # deque drops the oldest
@@ -96,6 +103,9 @@ class ServedLog:
                     "surface": surface,
                     "model_version": model_version,
                     "ts": (ts or datetime.now(UTC)).isoformat(),
+                    "list_id": list_id,
+                    "experiment_id": experiment_id,
+                    "variant": variant,
                     "items": [
                         {
                             "product_id": i.product_id,

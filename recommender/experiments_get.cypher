@@ -1,0 +1,2 @@
+MATCH (e:Experiment {experiment_id: $experiment_id})
+RETURN e
