@@ -22,6 +22,9 @@ from api.explaining import Explanations
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
 from api.routes_cypher import cypher_router
+from api.routes_models import router as models_router
+from api.routes_monitoring import install_monitoring
+from api.routes_privacy import privacy_router
 from api.routes_ui import mount_ui
 from api.routes_ui import router as ui_router
 from api.schemas import Health, Readiness
@@ -120,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cypher_router)
     routes_experiments.include(app)
     app.include_router(ui_router)
+    app.include_router(models_router)
+    app.include_router(privacy_router)
+    install_monitoring(app)
     mount_ui(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from recommender.drift import ServedScores, top_k_affinities
+from recommender.engine import PERSONAL
+
+if TYPE_CHECKING:
+    from recommender.engine import Item
+    from recommender.snapshot import ServingSnapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.06, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -61,6 +69,8 @@ class Metrics:
             "Events set aside because their product is not in the graph.",
             registry=self.registry,
         )
+        # The model affinities of served personal items, for score drift (api/routes_monitoring).
+        self.served_scores = ServedScores()
 
     def watch(
         self,
@@ -83,6 +93,26 @@ class Metrics:
         self.lists.labels(surface, outcome).inc()
         for strategy in strategies:
             self.items.labels(surface, strategy).inc()
+
+    def observe_scores(
+        self, snapshot: ServingSnapshot, surface: str, customer_id: str, items: list[Item]
+    ) -> None:
+        """For a personal list, keeps the model's top-k affinities (customer vector . product
+        vector, bought products left out) of the customer served: the same quantity as the
+        training reference of score drift, so only who is served and what the model makes of
+        them can move it, not stock, rules or promotions. One product-matrix product per
+        list, as the engine's own ranking does."""
+        if not any(i.strategy == PERSONAL for i in items):
+            return
+        row = snapshot.customer_index.get(customer_id)
+        customers, products = snapshot.customer_vectors, snapshot.product_vectors
+        if row is None or customers is None or products is None:
+            return
+        bought = snapshot.bought.get(customer_id)
+        values = top_k_affinities(
+            customers, products, {} if bought is None else {row: bought}, np.array([row])
+        )
+        self.served_scores.observe(surface, snapshot.version_id, values.tolist())
 
 
 def _or(value: float | None, default: float) -> float:

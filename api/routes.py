@@ -181,6 +181,8 @@ def _answer(
     list_id = uuid.uuid4().hex
     strategies = [i.strategy for i in items]
     metrics.served(surface, strategies)
+    if customer_id is not None:
+        metrics.observe_scores(state.engine.snapshot, surface, customer_id, items)
     if served is not None and customer_id is not None:
         served.record(
             customer_id,

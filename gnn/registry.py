@@ -2,8 +2,9 @@
 
 Artifacts (`<KGREC_HOME>/models/<version_id>/`): `model.pt` (weights or state), `id_maps.json`
 (customer and product ids in row order), `embeddings.npz` (for embedding models),
-`metrics.json`, `params.json`. The folder is written under a temporary name and renamed, so a
-crash never leaves a half-written version.
+`metrics.json`, `params.json`, `drift_reference.json` (the training data's interaction mix and
+score distribution, for drift monitoring). The folder is written under a temporary name and
+renamed, so a crash never leaves a half-written version.
 
 One version is active. Activation writes the version's embeddings to `Product`/`Customer`
 nodes (where the vector indexes read them), and is gated: the candidate must beat the active
@@ -28,12 +29,17 @@ import numpy as np
 
 from gnn.catalog import EMBEDDING_MODELS
 from graph.errors import KgrecError
+from recommender.drift import top_level_categories, training_reference
 
 if TYPE_CHECKING:  # types only: reading versions (the API's models page) must not load PyTorch
     from gnn.models.base import Recommender
     from gnn.snapshot import GraphSnapshot
 
 GATE_METRIC = "ndcg@10"
+
+#: The training snapshot's interaction mix and the model's score distribution on it, saved with
+#: the artifacts at registration: what `GET /v1/monitoring/drift` compares the shop against.
+DRIFT_REFERENCE = "drift_reference.json"
 
 
 class RegistryError(KgrecError):
@@ -119,6 +125,7 @@ class Registry:
             if vectors is not None:
                 np.savez(staging / "embeddings.npz", customers=vectors[0], products=vectors[1])
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            (staging / DRIFT_REFERENCE).write_text(json.dumps(_drift_reference(snapshot, vectors)))
             (staging / "params.json").write_text(
                 json.dumps({"model": model.name, "params": model.params, **training}, indent=2)
             )
@@ -326,6 +333,25 @@ class Registry:
                 ).summary
                 written += summary.counters.properties_set // 2
         return written
+
+
+def _drift_reference(
+    snapshot: GraphSnapshot, vectors: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, Any]:
+    """The drift reference of the snapshot the version is registered with (its training data)."""
+    top = top_level_categories(
+        snapshot.n_products,
+        snapshot.maps["category"].ids,
+        snapshot.edges["in_category"],
+        snapshot.edges["subcategory_of"],
+    )
+    return training_reference(
+        product_rows=snapshot.product,
+        customer_rows=snapshot.customer,
+        ts_ms=snapshot.ts_ms,
+        top_category=top,
+        vectors=vectors,
+    )
 
 
 _WRITE_EMBEDDINGS = {

@@ -116,6 +116,46 @@ class AppSettings(BaseSettings):
         description="Analysts' Cypher: rows returned at most; the answer says when it was "
         "truncated.",
     )
+    drift_window_days: int = Field(
+        7,
+        ge=1,
+        le=365,
+        description="Drift monitoring: the latest days of orders whose category mix is compared "
+        "with the active model's training data.",
+    )
+    drift_psi_warn: float = Field(
+        0.1, gt=0, description="Drift monitoring: PSI from which a signal is `warn`."
+    )
+    drift_psi_alert: float = Field(
+        0.25, gt=0, description="Drift monitoring: PSI from which a signal is `alert`."
+    )
+    drift_min_observations: int = Field(
+        100,
+        ge=1,
+        description="Drift monitoring: fewer order lines or served scores than this give no PSI "
+        "(`insufficient_data`): a handful of observations is noise.",
+    )
+    event_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Retention: `kgrec events prune` (without --older-than) deletes shipped "
+        "event-log segments and graph event records older than this many days; unset keeps "
+        "them.",
+    )
+    privacy_key: SecretStr | None = Field(
+        None,
+        description="Key of the keyed hash (HMAC-SHA256) that erasure receipts name a customer "
+        "by; default: a random key kept in KGREC_HOME/privacy.key.",
+    )
+
+    @model_validator(mode="after")
+    def _drift_thresholds_ordered(self) -> AppSettings:
+        if self.drift_psi_alert < self.drift_psi_warn:
+            raise ValueError(
+                f"KGREC_DRIFT_PSI_ALERT ({self.drift_psi_alert}) must be at least "
+                f"KGREC_DRIFT_PSI_WARN ({self.drift_psi_warn})"
+            )
+        return self
 
 
 class Neo4jSettings(BaseSettings):
