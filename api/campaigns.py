@@ -77,6 +77,17 @@ class Campaigns:
             raise CampaignNotFound(f"no campaign job {job_id!r} (jobs are kept until a restart)")
         return job
 
+    def forget(self, customer_id: str) -> int:
+        """Takes an erased customer out of the jobs kept in memory (their exports on disk are
+        rewritten by the erasure); returns how many jobs named them."""
+        removed = 0
+        with self._lock:
+            for job in self._jobs.values():
+                if customer_id in job.customers:
+                    job.customers = [c for c in job.customers if c != customer_id]
+                    removed += 1
+        return removed
+
     def export_path(self, job_id: str, fmt: Literal["csv", "json"]) -> Path:
         return self.folder / f"{job_id}.{fmt}"
 

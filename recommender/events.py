@@ -16,6 +16,7 @@ Layout of the log folder (default `KGREC_HOME/events`, `KGREC_EVENTS_DIR`):
     events-<first seq, 20 digits>.jsonl   segments, append-only, rotated at `segment_bytes`
     dead-letters.jsonl              events the graph could not take, one line each, with reason
     .lock                           held (flock) by the process that has the log open
+    erasures/                       erasure requests to the holding process (privacy.py)
 
 Each segment line is one event: `{"seq": 17, "received_at": "...Z", "event_id": ..., "kind":
 ..., "customer_id": ..., "product_id": ..., "ts": "...Z", "quantity": 1, "unit_price": null,
@@ -27,13 +28,15 @@ from __future__ import annotations
 
 import bisect
 import fcntl
+import hashlib
+import itertools
 import json
 import logging
 import os
 import threading
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +73,7 @@ SEGMENT_PREFIX = "events-"
 SEGMENT_SUFFIX = ".jsonl"
 DEAD_LETTER_FILE = "dead-letters.jsonl"
 LOG_ID_FILE = "LOG_ID"
+ERASURE_FOLDER = "erasures"
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -305,6 +309,10 @@ class EventLog:
         self._appended = threading.Condition(self._lock)
         self._recent: OrderedDict[str, None] = OrderedDict()  # event ids, oldest first
         self._read_hint: tuple[int, Path, int] | None = None  # (after seq, segment, byte offset)
+        # Bumped when an erasure rewrites segments: a read that overlapped one starts over.
+        self._generation = 0
+        #: Held while the dead-letter file is appended to or rewritten (shipper vs erasure).
+        self.dead_letters_lock = threading.Lock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock_file: IO[bytes] | None = (self.folder / ".lock").open("ab")
@@ -508,12 +516,30 @@ class EventLog:
 
     def read(self, after_seq: int, limit: int) -> list[LoggedEvent]:
         """Up to `limit` durable events with seq > `after_seq`, in order."""
-        with self._lock:
-            durable = self._last_seq
-            segments = list(self._segments)
-            hint = self._read_hint
-        if limit <= 0 or after_seq >= durable or not segments:
-            return []
+        while True:
+            with self._lock:
+                generation = self._generation
+                durable = self._last_seq
+                segments = list(self._segments)
+                hint = self._read_hint
+            if limit <= 0 or after_seq >= durable or not segments:
+                return []
+            out, end = self._read_from(after_seq, limit, durable, segments, hint)
+            with self._lock:
+                if self._generation != generation:
+                    continue  # an erasure rewrote the files under this read: read again
+                if end is not None:
+                    self._read_hint = end
+            return out
+
+    def _read_from(
+        self,
+        after_seq: int,
+        limit: int,
+        durable: int,
+        segments: list[_Segment],
+        hint: tuple[int, Path, int] | None,
+    ) -> tuple[list[LoggedEvent], tuple[int, Path, int] | None]:
         if hint is not None and hint[0] == after_seq and any(s.path == hint[1] for s in segments):
             index = next(i for i, s in enumerate(segments) if s.path == hint[1])
             offset = hint[2]
@@ -549,15 +575,76 @@ class EventLog:
             done = done or len(out) >= limit or (bool(out) and out[-1].seq >= durable)
             index += 1
             offset = 0
-        if end is not None:
-            with self._lock:
-                self._read_hint = end
-        return out
+        return out, end
 
     def segments(self) -> list[Path]:
         """Segment files, oldest first."""
         with self._lock:
             return [s.path for s in self._segments]
+
+    # -- erasure (recommender/privacy.py) ------------------------------------------------------
+
+    def erase(self, matches: Callable[[str], bool]) -> LogErasure:
+        """Rewrites the segments and the dead-letter file without the events of the customers
+        `matches` picks (a customer's erasure); returns the seqs removed.
+
+        Runs under the log's lock, so appends wait and no line is half-written. Each file is
+        replaced whole (temporary file, fsync, rename), so a crash leaves the old or the new
+        file, never a mix. Seqs keep increasing with gaps; when lines leave the active segment
+        a fresh segment starts at the next seq, so the log's high-water mark (which the
+        graph's cursor is checked against at start-up) survives a restart.
+        """
+        removed: list[int] = []
+        dead_letters = 0
+        with self._lock:
+            last_touched = False
+            for index, segment in enumerate(self._segments):
+                data = segment.path.read_bytes()
+                kept, dropped = _without_customers(data, matches, lambda r: r)
+                if dropped:
+                    _replace_file(segment.path, b"".join(kept))
+                    removed.extend(dropped)
+                    last_touched = last_touched or index == len(self._segments) - 1
+            if removed:
+                self._generation += 1
+                self._read_hint = None
+                if self._active is not None:
+                    self._active.close()
+                    self._active = None
+                    if last_touched:
+                        self._segments.append(self._new_segment_path(self._last_seq + 1))
+                    self._active = self._segments[-1].path.open("ab")
+        path = self.folder / DEAD_LETTER_FILE
+        with self.dead_letters_lock:
+            if path.exists():
+                kept, dropped = _without_customers(
+                    path.read_bytes(), matches, lambda r: r.get("event") or {}
+                )
+                if dropped:
+                    _replace_file(path, b"".join(kept))
+                    dead_letters = len(dropped)
+        return LogErasure(self.log_id, self.folder, sorted(removed), dead_letters)
+
+    def apply_erasure_requests(self) -> int:
+        """Carries out erasures another process asked this log's holder for (files under
+        `erasures/`, naming the customer only by a salted hash), writing a `.done.json` answer
+        for each; returns how many were done. The shipper calls it at every turn."""
+        folder = self.folder / ERASURE_FOLDER
+        if not folder.is_dir():
+            return 0
+        done = 0
+        for request_path in sorted(folder.glob("*.request.json")):
+            request = json.loads(request_path.read_text())
+            salt, digest = str(request["salt"]), str(request["digest"])
+            result = self.erase(_digest_matcher(salt, digest))
+            answer = request_path.with_name(request_path.name.replace(".request.", ".done."))
+            _replace_file(
+                answer,
+                json.dumps({"events": result.events, "dead_letters": result.dead_letters}).encode(),
+            )
+            request_path.unlink()
+            done += 1
+        return done
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -769,6 +856,9 @@ class EventShipper:
         backoff = min(0.5, self.max_backoff_s)
         while not self._stopping.is_set():
             try:
+                # Before reading a batch: once a request is answered, no batch of this thread
+                # still holds the erased customer's events (the erasure then clears the graph).
+                self.log.apply_erasure_requests()
                 if self._position is None:
                     self._connect()
                 position = self._position
@@ -898,6 +988,10 @@ class EventShipper:
 
     def _write_dead_letters(self, letters: list[dict[str, Any]]) -> None:
         """Appends dead letters not yet in the file (by seq), fsynced."""
+        with self.log.dead_letters_lock:  # an erasure may be rewriting the file
+            self._append_dead_letters(letters)
+
+    def _append_dead_letters(self, letters: list[dict[str, Any]]) -> None:
         written: set[int] = set()
         if self.dead_letter_path.exists():
             data = self.dead_letter_path.read_bytes()
@@ -928,3 +1022,106 @@ def read_dead_letters(path: Path) -> list[dict[str, Any]]:
         return []
     with path.open("rb") as handle:
         return [json.loads(line) for line in handle if line.endswith(b"\n")]
+
+
+# -- erasure and retention (recommender/privacy.py drives them) -----------------------------------
+
+
+@dataclass(frozen=True)
+class LogErasure:
+    """What an erasure removed from one log: the seqs of the events and the dead letters."""
+
+    log_id: str
+    folder: Path
+    events: list[int]
+    dead_letters: int
+
+
+def _digest_matcher(salt: str, digest: str) -> Callable[[str], bool]:
+    return lambda customer: salted_digest(salt, customer) == digest
+
+
+def salted_digest(salt: str, customer_id: str) -> str:
+    """sha256 of salt + id: how erasure requests name a customer without writing the id."""
+    return hashlib.sha256((salt + customer_id).encode()).hexdigest()
+
+
+def _without_customers(
+    data: bytes,
+    matches: Callable[[str], bool],
+    event_of: Callable[[dict[str, Any]], dict[str, Any]],
+) -> tuple[list[bytes], list[int]]:
+    """The lines of a JSON-lines file whose event is not a picked customer's, and the seqs of
+    those that are. Unreadable lines are kept: an erasure never drops what it cannot read."""
+    kept: list[bytes] = []
+    dropped: list[int] = []
+    for line in data.splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+            customer = event_of(record).get("customer_id")
+        except (ValueError, AttributeError):
+            kept.append(line)
+            continue
+        if isinstance(customer, str) and matches(customer):
+            dropped.append(int(record.get("seq", 0)))
+        else:
+            kept.append(line)
+    return kept, dropped
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` atomically and durably (temporary file, fsync, rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def log_folders(base: Path) -> list[Path]:
+    """Every event log under `base`: the first process's and each `worker-N`'s."""
+    folders = [base] if (base / LOG_ID_FILE).exists() else []
+    workers = [p for p in base.glob("worker-*") if (p / LOG_ID_FILE).exists()]
+    return folders + sorted(workers, key=lambda p: (len(p.name), p.name))
+
+
+def read_log_id(folder: Path) -> str:
+    return (folder / LOG_ID_FILE).read_text().strip()
+
+
+@dataclass(frozen=True)
+class PrunedSegment:
+    path: Path
+    events: int
+    newest: datetime | None
+
+
+def prunable_segments(folder: Path, shipped_seq: int, cutoff: datetime) -> list[PrunedSegment]:
+    """Segments of a log that retention may delete: not the active (last) one, every event in
+    them shipped (`shipped_seq`, the graph's cursor) and received before `cutoff`.
+
+    Safe while a process holds the log: its reader never goes back before the cursor, and the
+    last segment, the only one written to, is never picked."""
+    segments = []
+    for path in folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"):
+        number = path.name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]
+        if number.isdigit():
+            segments.append(_Segment(int(number), path))
+    segments.sort(key=lambda s: s.first_seq)
+    out = []
+    for segment, following in itertools.pairwise(segments):
+        if following.first_seq - 1 > shipped_seq:
+            break  # this segment (and all after it) still holds unshipped events
+        lines = [line for line in segment.path.read_bytes().splitlines() if line.strip()]
+        newest = datetime.fromisoformat(json.loads(lines[-1])["received_at"]) if lines else None
+        if newest is None or newest < cutoff:
+            out.append(PrunedSegment(segment.path, len(lines), newest))
+        else:
+            break  # segments are in arrival order: later ones are newer still
+    return out

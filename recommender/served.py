@@ -145,6 +145,17 @@ class ServedLog:
                 self._last_error = None
             written += len(batch)
 
+    def forget(self, customer_id: str) -> int:
+        """Drops a customer's queued lists (erasure); returns how many. A batch being written
+        at this moment may still land: the erasure deletes the graph's copy afterwards."""
+        with self._lock:
+            kept = [row for row in self._queue if row["customer_id"] != customer_id]
+            removed = len(self._queue) - len(kept)
+            if removed:
+                self._queue.clear()
+                self._queue.extend(kept)
+        return removed
+
     def stats(self) -> ServedStats:
         with self._lock:
             return ServedStats(
