@@ -4,6 +4,7 @@ message a person can act on, never a stack trace."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -42,14 +43,35 @@ def body(status: int, detail: str, fields: list[dict[str, Any]] | None = None) -
     return out
 
 
+#: How much of a rejected value is echoed back.
+ECHO_CHARS = 200
+
+
+def _echo(value: Any) -> Any:
+    """The rejected value as JSON can carry it: a body that is not JSON arrives as bytes, and a
+    NaN or infinite number has no JSON form (either made the error answer itself fail, a 500)."""
+    if isinstance(value, dict | list):
+        return None  # the whole body: not useful to echo back
+    if isinstance(value, bytes):
+        return value[:ECHO_CHARS].decode("utf-8", errors="replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value[:ECHO_CHARS]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)[:ECHO_CHARS]
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error.get("loc", ()))
         value = error.get("input")
-        if isinstance(value, dict | list):
-            value = None  # the whole body: not useful to echo back
-        out.append({"location": location, "value": value, "reason": error.get("msg", "")})
+        reason = error.get("msg", "")
+        if isinstance(value, bytes) and location == "body":
+            reason = f"{reason}: send the body as JSON, with Content-Type: application/json"
+        out.append({"location": location, "value": _echo(value), "reason": reason})
     return out
 
 
