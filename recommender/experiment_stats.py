@@ -238,13 +238,15 @@ def analyse(
     notes = [
         f"Intervals are {confidence}; tests are two-sided at alpha {alpha:g}, per customer "
         "(the unit of assignment). Clicks per list and per item are descriptive, not tested.",
+        f"Each of the {len(METRICS)} metrics is tested on its own: with no real difference, "
+        f"about {1 - (1 - alpha) ** len(METRICS):.0%} of experiments show at least one "
+        "'significant' metric by chance. Decide the metric that picks the winner before the "
+        "experiment starts, and its sample size.",
     ]
     if len(treatments) > 1:
         notes.append(
             f"{len(treatments)} variants are compared to {control!r}: p-values are "
-            "Holm-adjusted per metric (p_adjusted), and `significant` uses the adjusted value; "
-            "the four metrics are not adjusted against each other, so pick the deciding metric "
-            "before the experiment starts."
+            "Holm-adjusted per metric (p_adjusted), and `significant` uses the adjusted value."
         )
     small = [v.name for v in variants if v.customers < 100]
     if small:

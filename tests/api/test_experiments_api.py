@@ -313,23 +313,39 @@ def test_stop_and_promote_are_audited(lab: Lab) -> None:
 
 
 def test_a_ranking_winner_is_applied_by_the_api(lab: Lab) -> None:
-    spec = {
-        "name": "one per category in e-mails",
-        "surfaces": ["email"],
-        "variants": [
-            {"name": "control", "weight": 0.5},
-            {"name": "spread", "weight": 0.5, "ranking": {"max_per_category": 1}},
-        ],
-    }
-    created = lab.post("/v1/experiments", spec)
-    assert created.status_code == 201, created.text
-    eid = created.json()["experiment_id"]
+    # Made with the CLI this time: the API picks it up at its next refresh.
+    uneven = cli(
+        lab, "create", "x", "--surface", "email", "--variant", "a=0.5", "--variant", "b=0.6"
+    )
+    assert uneven.returncode == 1 and "weights must sum to 1" in uneven.stderr
+    made = cli(
+        lab,
+        "create",
+        "one per category in e-mails",
+        "--surface",
+        "email",
+        "--variant",
+        "control=0.5",
+        "--variant",
+        "spread=0.5",
+        "--ranking",
+        'spread={"max_per_category": 1}',
+    )
+    assert made.returncode == 0, made.stderr
+    eid = next(
+        e["experiment_id"] for e in lab.get("/v1/experiments").json() if e["status"] == "running"
+    )
+    customers = lab.customers()[:40]
+    wait_for(
+        lambda: home(lab, customers[0], surface="email")["experiment"] is not None,
+        "the API to serve the experiment made by the CLI",
+    )
 
     def most_per_category(body: dict[str, Any]) -> int:
         counts = Counter(i["category_id"] for i in body["items"])
         return max(counts.values())
 
-    lists = {c: home(lab, c, surface="email") for c in lab.customers()[:40]}
+    lists = {c: home(lab, c, surface="email") for c in customers}
     spread = [b for b in lists.values() if b["experiment"]["variant"] == "spread"]
     control = [b for b in lists.values() if b["experiment"]["variant"] == "control"]
     assert spread and control
@@ -344,7 +360,7 @@ def test_a_ranking_winner_is_applied_by_the_api(lab: Lab) -> None:
 
     # The API reads the promoted weights from the graph: every customer gets them now.
     def applied() -> bool:
-        answers = [home(lab, c, surface="email") for c in lab.customers()[:40]]
+        answers = [home(lab, c, surface="email") for c in customers]
         return all(a["experiment"] is None and most_per_category(a) == 1 for a in answers)
 
     wait_for(applied, "the promoted ranking to reach the API")
