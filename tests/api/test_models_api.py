@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -297,6 +298,36 @@ def test_forced_activation_is_audited_with_its_reason(governed: Governed) -> Non
     # The first version was the first active: nothing to roll back to.
     nothing = shop.post("/v1/admin/models/rollback", {})
     assert nothing.status_code == 409 and "nothing to roll back" in nothing.json()["detail"]
+
+
+def test_another_api_process_follows_through_its_snapshot_fingerprint(
+    governed: Governed, settings: Settings, tmp_path: Path
+) -> None:
+    """A second process (another worker or host) is not told: it sees the active version change
+    in its fingerprint at its next check (KGREC_SNAPSHOT_REFRESH_S, 1 s here)."""
+    shop, versions = governed.shop, governed.versions
+    env = session_server_env(settings)
+    env["KGREC_EVENTS_DIR"] = str(tmp_path / "events")
+    env["KGREC_SERVED_SAMPLE_RATE"] = "0"
+    env["KGREC_SNAPSHOT_REFRESH_S"] = "1"
+    with api_server(env) as other:
+
+        def serving() -> str | None:
+            ready = httpx.get(f"{other}/readyz", timeout=30).json()
+            return ready.get("model_version") if ready.get("status") == "ready" else None
+
+        def wait_for(version: str) -> None:
+            deadline = time.monotonic() + 60
+            while (found := serving()) != version:
+                assert time.monotonic() < deadline, f"still serving {found}, not {version}"
+                time.sleep(0.2)
+
+        wait_for(versions["first"])
+        activated = shop.post(f"/v1/admin/models/{versions['better']}/activate", {})
+        assert activated.status_code == 200, activated.text
+        wait_for(versions["better"])
+        assert shop.post("/v1/admin/models/rollback", {}).status_code == 200
+        wait_for(versions["first"])
 
 
 # -- drift -------------------------------------------------------------------------------------
