@@ -398,6 +398,34 @@ def models_rollback(
     console.print(f"Rolled back from {before} to {result.version.version_id}.")
 
 
+@models_app.command("audit")
+def models_audit(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest first, at most.")] = 20,
+) -> None:
+    """Activations and rollbacks, newest first: who, what, when, before and after."""
+    settings = get_settings()
+    with driver_scope(settings.neo4j) as driver:
+        events = _registry(settings, driver).audit_trail(limit)
+    if not events:
+        console.print("No activations or rollbacks yet.")
+        return
+    table = Table(show_edge=False)
+    for column in ("when (UTC)", "action", "who", "before", "after", "forced", "reason"):
+        table.add_column(column)
+    for e in events:
+        ts = e["ts"].to_native() if hasattr(e["ts"], "to_native") else e["ts"]
+        table.add_row(
+            f"{ts:%Y-%m-%d %H:%M:%S}",
+            str(e.get("action") or ""),
+            str(e.get("actor") or ""),
+            str(e.get("before") or ""),
+            str(e.get("after") or ""),
+            "yes" if e.get("forced") else "",
+            str(e.get("reason") or ""),
+        )
+    console.print(table)
+
+
 @models_app.command("similar")
 def models_similar(
     product_id: Annotated[str, typer.Argument(help="A product id.")],
