@@ -6,7 +6,7 @@ change from the next request, the others within `KGREC_SNAPSHOT_REFRESH_S`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -18,7 +18,6 @@ from api.schemas import ErrorBody
 from api.serving import ServingState
 from gnn.registry import Registry, RegistryError
 from graph.settings import Settings
-from recommender.experiment_stats import Comparison, Estimate, VariantReport
 from recommender.experiments import (
     Experiment,
     ExperimentConflict,
@@ -28,6 +27,9 @@ from recommender.experiments import (
     ExperimentSpec,
     ExperimentStore,
 )
+
+if TYPE_CHECKING:
+    from recommender.experiment_stats import Comparison, Estimate, VariantReport
 
 experiments_router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import neo4j
 import numpy as np
@@ -39,8 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from graph.cypher import load_cypher
 from graph.errors import KgrecError
 from recommender.engine import Engine, RankingWeights
-from recommender.experiment_stats import StatsReport, VariantOutcomes, analyse
 from recommender.snapshot import ServingSnapshot, _vectors
+
+if TYPE_CHECKING:  # statsmodels loads with the first report, not in every API worker (~50 MiB)
+    from recommender.experiment_stats import StatsReport
 
 logger = logging.getLogger(__name__)
 
@@ -487,6 +489,8 @@ class ExperimentStore:
     def report(self, experiment_id: str, *, alpha: float = 0.05) -> ExperimentReport:
         """Per variant: exposed customers, lists, clicks, the tested rates and revenue, each
         against the control (see `recommender.experiment_stats`)."""
+        from recommender.experiment_stats import VariantOutcomes, analyse
+
         experiment = self.get(experiment_id)
         end = experiment.stopped_at or datetime.now(UTC)
         rows = self._read("experiments_report", experiment_id=experiment_id, end=end)

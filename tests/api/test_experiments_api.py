@@ -364,3 +364,9 @@ def test_a_ranking_winner_is_applied_by_the_api(lab: Lab) -> None:
         return all(a["experiment"] is None and most_per_category(a) == 1 for a in answers)
 
     wait_for(applied, "the promoted ranking to reach the API")
+
+
+def test_the_api_loads_statsmodels_only_for_a_report() -> None:
+    # About 50 MiB per API worker; the serving path never needs it.
+    code = "import sys, api.app; sys.exit('statsmodels' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
