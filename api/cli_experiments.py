@@ -271,8 +271,10 @@ def promote(
     variant: Annotated[str, typer.Argument(help="The winner.")],
     reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
 ) -> None:
-    """Make a variant what everyone gets: a model version is activated (forced, audited with
-    the experiment as the reason); ranking weights are stored and applied by the API."""
+    """Make a variant what everyone gets (stops the experiment if it runs).
+
+    A model version is activated through the registry, forced, with the experiment as the
+    audited reason; ranking weights are stored on the experiment and applied by every API."""
     from gnn.registry import Registry
 
     settings = get_settings()
