@@ -300,6 +300,12 @@ class Privacy:
                     f"the serving snapshot was not reloaded ({type(exc).__name__}: {exc}); "
                     "it reloads at its next turn (KGREC_SNAPSHOT_REFRESH_S)"
                 )
+            self.driver.execute_query(
+                load_cypher("recommender", "privacy_receipt_update"),
+                event_id=erasure_id,
+                receipt=receipt.model_dump_json(),
+                database_=self.database,
+            )
         return receipt
 
     def erasures(self, customer_id: str) -> list[dict[str, Any]]:
