@@ -19,6 +19,7 @@ from api import errors, routes_experiments
 from api.auth import AdminAccess, key_cache_scope
 from api.campaigns import Campaigns
 from api.explaining import Explanations
+from api.json_guard import JsonGuard
 from api.metrics import LatencyMiddleware, Metrics
 from api.routes import router
 from api.routes_cypher import cypher_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.add_middleware(JsonGuard)  # bodies Neo4j cannot take: 422 before any route
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
     app.include_router(router)

@@ -394,6 +394,8 @@ class Setup:
 def setup(args: argparse.Namespace, run_id: str) -> Setup:
     spec, neo4j_port, cache = SCALES[args.scale]
     local, settings = prepare(cache, neo4j_port, spec)
+    # A restart under load on a busy machine can take longer than the usual start wait.
+    local.settings = local.settings.model_copy(update={"start_timeout_s": 900.0})
     with open_driver(settings) as driver:
         row = driver.execute_query(
             load_cypher("bench", "faults_sample"), limit=2000, database_="neo4j"

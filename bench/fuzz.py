@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis
+import hypothesis.errors
 import requests
 import schemathesis
 from hypothesis import HealthCheck
@@ -39,6 +40,7 @@ from graph.synthetic import ShopSpec
 
 SHOP = ShopSpec(1_000, 200, 120, 3)
 NEO4J_PORT = 7724
+CHUNK = 25
 
 
 @dataclass
@@ -62,46 +64,79 @@ def fuzz_operation(
 ) -> OperationFigures:
     figures = OperationFigures(f"{operation.method.upper()} {operation.path}")
     began = time.monotonic()
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    for m, mode in enumerate(modes):
+        # Each mode gets its half of the time; hypothesis runs in chunks of CHUNK examples (each
+        # with its own seed) so the time budget is checked between chunks.
+        mode_deadline = began + (deadline - began) * (m + 1) / len(modes)
         strategy = operation.as_strategy(generation_mode=mode)
-
-        @hypothesis.seed(seed)
-        @hypothesis.settings(
-            max_examples=examples,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-            verbosity=hypothesis.Verbosity.quiet,
-        )
-        @hypothesis.given(strategy)
-        def run(case: schemathesis.Case) -> None:
-            if time.monotonic() > deadline:
-                return
-            figures.requests += 1
+        sent = 0
+        chunk = 0
+        while sent < examples and time.monotonic() < mode_deadline:
+            size = min(CHUNK, examples - sent)
+            before = figures.requests
             try:
-                response = case.call(base_url=base, headers=headers, session=session, timeout=60)
-            except requests.RequestException as exc:
-                figures.other_failures.append(f"{type(exc).__name__}: {case.as_curl_command()}")
-                return
-            figures.statuses[response.status_code] += 1
-            if response.status_code >= 500:
-                figures.server_errors.append(
-                    f"{response.status_code} {response.text[:300]!r}: {case.as_curl_command()}"
+                _chunk(
+                    strategy,
+                    size,
+                    seed * 1_000_003 + m * 10_007 + chunk,
+                    figures,
+                    base,
+                    headers,
+                    session,
                 )
-            elif response.status_code < 300:
-                try:
-                    case.validate_response(
-                        response, checks=[response_schema_conformance], headers=headers
-                    )
-                except AssertionError as exc:
-                    figures.other_failures.append(
-                        f"schema: {str(exc)[:300]!r}: {case.as_curl_command()}"
-                    )
-
-        run()
+            except (hypothesis.errors.Unsatisfiable, hypothesis.errors.FailedHealthCheck):
+                break  # this mode cannot make a request here (no input to get wrong, say)
+            sent += size
+            chunk += 1
+            if figures.requests == before:
+                break  # nothing generated (an operation without inputs, say): no point going on
     figures.seconds = time.monotonic() - began
     return figures
+
+
+def _chunk(
+    strategy: Any,
+    size: int,
+    seed: int,
+    figures: OperationFigures,
+    base: str,
+    headers: dict[str, str],
+    session: requests.Session,
+) -> None:
+    @hypothesis.seed(seed)
+    @hypothesis.settings(
+        max_examples=size,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.generate],
+        verbosity=hypothesis.Verbosity.quiet,
+    )
+    @hypothesis.given(strategy)
+    def run(case: schemathesis.Case) -> None:
+        figures.requests += 1
+        try:
+            response = case.call(base_url=base, headers=headers, session=session, timeout=60)
+        except requests.RequestException as exc:
+            figures.other_failures.append(f"{type(exc).__name__}: {case.as_curl_command()}")
+            return
+        figures.statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            figures.server_errors.append(
+                f"{response.status_code} {response.text[:300]!r}: {case.as_curl_command()}"
+            )
+        elif response.status_code < 300:
+            try:
+                case.validate_response(
+                    response, checks=[response_schema_conformance], headers=headers
+                )
+            except AssertionError as exc:
+                figures.other_failures.append(
+                    f"schema: {str(exc)[:300]!r}: {case.as_curl_command()}"
+                )
+
+    run()
 
 
 def main() -> None:

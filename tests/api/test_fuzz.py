@@ -12,6 +12,7 @@ campaigns written here never reach another module's tests.
 
 from __future__ import annotations
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -87,3 +88,90 @@ def test_without_a_key_every_protected_route_says_401(case: schemathesis.Case, s
         and case.meta.generation.mode.is_positive
     ):
         assert response.status_code == 401, _said(case, response)
+
+
+# -- what the fuzzer found, pinned down ---------------------------------------------------------
+def test_a_body_that_is_not_json_is_a_422_naming_the_body(shop: Shop) -> None:
+    answer = httpx.post(
+        f"{shop.base}/v1/events",
+        content=b'[{"kind": "view", "customer_id": "C1", "product_id": "P1"}]',
+        headers={"Authorization": f"Bearer {shop.keys['admin']}", "Content-Type": "text/plain"},
+        timeout=30,
+    )
+    assert answer.status_code == 422, answer.text
+    field = answer.json()["fields"][0]
+    assert field["location"] == "body"
+    assert "Content-Type: application/json" in field["reason"]
+    assert field["value"].startswith('[{"kind"')  # echoed back as text, not bytes
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity"])
+def test_a_number_json_cannot_carry_is_a_422_naming_the_field(shop: Shop, value: str) -> None:
+    # Python's JSON reader takes NaN and Infinity; the error answer must not try to echo them.
+    body = (
+        '[{"kind": "purchase", "customer_id": "C1", "product_id": "P1", "unit_price": '
+        + value
+        + "}]"
+    )
+    answer = httpx.post(
+        f"{shop.base}/v1/events",
+        content=body.encode(),
+        headers={
+            "Authorization": f"Bearer {shop.keys['admin']}",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 422, answer.text
+    field = answer.json()["fields"][0]
+    assert field["location"] == "body.0.unit_price", field
+    assert field["value"] in ("nan", "-inf"), field
+
+
+@pytest.mark.parametrize(
+    ("route", "raw", "location"),
+    [
+        # A lone surrogate would be accepted into the event log, then fail to ship.
+        (
+            "/v1/events",
+            b'[{"kind": "view", "customer_id": "C\\udb91", "product_id": "P1"}]',
+            "body.0.customer_id",
+        ),
+        (
+            "/v1/cypher/query",
+            b'{"query": "RETURN $a", "params": {"a": 9223372036854775808}}',
+            "body.params.a",
+        ),
+        ("/v1/cypher/query", b'{"query": "RETURN \\ud800 AS x"}', "body.query"),
+    ],
+)
+def test_json_neo4j_cannot_take_is_a_422_naming_the_field(
+    shop: Shop, route: str, raw: bytes, location: str
+) -> None:
+    answer = httpx.post(
+        f"{shop.base}{route}",
+        content=raw,
+        headers={
+            "Authorization": f"Bearer {shop.keys['admin']}",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 422, answer.text
+    assert [f["location"] for f in answer.json()["fields"]] == [location]
+
+
+def test_a_surrogate_pair_is_just_a_character(shop: Shop) -> None:
+    # The guard must not refuse what is valid: an emoji escaped as a pair, a 64-bit integer.
+    answer = httpx.post(
+        f"{shop.base}/v1/cypher/query",
+        content=b'{"query": "RETURN $a AS a, $b AS b", "params": {"a": "\\ud83d\\ude00", '
+        b'"b": 9223372036854775807}}',
+        headers={
+            "Authorization": f"Bearer {shop.keys['admin']}",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == [["\U0001f600", 9223372036854775807]]
