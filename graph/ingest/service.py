@@ -10,13 +10,17 @@ Two passes over the files, both streaming:
    `PURCHASED` for the customers whose orders were loaded, and record an `IngestRun`.
 
 Every write is an idempotent MERGE/SET (rules in docs/data-format.md), so a load that was
-interrupted is finished by running it again.
+interrupted is finished by running it again. A load killed outright (SIGKILL, power loss) cannot
+record its end: its `IngestRun` stays `status: "running"` with no `ended_at`, and names the `host`
+and `pid` that ran it, so an operator can tell it from a load still in progress.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
 import subprocess
 import time
 import uuid
@@ -342,6 +346,8 @@ def run_properties(report: IngestReport) -> dict[str, Any]:
         "started_at": report.started_at,
         "ended_at": report.ended_at,
         "code_version": code_version(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "files": sorted(report.files),
         "rows": json.dumps({name: f.rows for name, f in report.files.items()}, sort_keys=True),
         "rows_loaded": json.dumps({n: f.loaded for n, f in report.files.items()}, sort_keys=True),
