@@ -11,10 +11,10 @@ Run:
 2. Starts the API (`kgrec serve`, `--workers` processes) and the load generator
    (bench/loadgen.py, `--concurrency` keep-alive connections, the customer top-10 with
    `--paths` paths per item over 2,000 buyers). First a baseline run of `--seconds`; then a run
-   of the same length during which, after a fifth of it, the second version is activated
-   through `POST /v1/admin/models/{id}/activate` (forced: both have the same metrics) and, at
-   half of it (or 2 s after the activation answered), rolled back through
-   `POST /v1/admin/models/rollback`; `from_s`/`to_s` say when each ran within the load run.
+   in 5 s chunks during which, 5 s in, the second version is activated through
+   `POST /v1/admin/models/{id}/activate` (forced: both have the same metrics) and, 5 s after
+   that answered, rolled back through `POST /v1/admin/models/rollback`; the load goes on until
+   one chunk after the rollback answered (`from_s`/`to_s`: when each ran, from the load start).
 3. Reports both runs (requests, non-200 answers, p50/p90/p99), how long the activation and the
    rollback took (embedding writes for every product and customer, then the snapshot swap),
    the nodes written, and `GET /v1/monitoring/drift?fresh=true` timed a few times.
@@ -232,12 +232,13 @@ def main() -> None:
             )
             print("baseline", json.dumps(report["baseline"]), flush=True)
 
+            # The load runs in chunks of 5 s until the activation and the rollback have both
+            # answered and one more chunk has run after them: every change lies inside it.
             load_began = time.perf_counter()
-            load = loadgen(args.api_port, storefront, paths_file, args.concurrency, args.seconds)
-            changes: dict[str, Any] = {"load_seconds": args.seconds}
+            changes: dict[str, Any] = {}
 
             def change() -> None:
-                time.sleep(args.seconds / 5)
+                time.sleep(5)
                 changes["activate"] = timed_post(
                     base,
                     f"/v1/admin/models/{second}/activate",
@@ -245,17 +246,32 @@ def main() -> None:
                     {"force": True, "reason": "benchmark"},
                     load_began,
                 )
-                # The rollback at half time, or 2 s after the activation if that took longer:
-                # the report's from_s/to_s say whether both fell inside the load run.
-                time.sleep(max(load_began + args.seconds / 2 - time.perf_counter(), 2))
+                time.sleep(5)
                 changes["rollback"] = timed_post(
                     base, "/v1/admin/models/rollback", admin, {"reason": "benchmark"}, load_began
                 )
 
             thread = threading.Thread(target=change)
             thread.start()
-            report["during_swaps"] = finished(load)
+            chunks: list[dict[str, Any]] = []
+            while thread.is_alive() or not chunks or chunks[-1].get("after_changes") is None:
+                done = not thread.is_alive()
+                chunk = finished(
+                    loadgen(args.api_port, storefront, paths_file, args.concurrency, 5)
+                )
+                chunk["after_changes"] = True if done else None
+                chunks.append(chunk)
             thread.join()
+            report["during_swaps"] = {
+                "seconds": round(time.perf_counter() - load_began, 1),
+                "requests": sum(c["requests"] for c in chunks),
+                "errors": {
+                    status: sum(c["errors"].get(status, 0) for c in chunks)
+                    for status in {s for c in chunks for s in c["errors"]}
+                },
+                "p50_ms_per_5s": [c["p50_ms"] for c in chunks],
+                "p99_ms_per_5s": [c["p99_ms"] for c in chunks],
+            }
             report["swaps"] = changes
             print("during swaps", json.dumps(report["during_swaps"]), flush=True)
             print("swaps", json.dumps(changes), flush=True)
