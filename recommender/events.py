@@ -552,6 +552,12 @@ class EventLog:
         done = False
         while index < len(segments) and not done:
             path = segments[index].path
+            if not path.exists() and index < len(segments) - 1:
+                # Deleted by retention (`kgrec events prune`), which takes only segments
+                # shipped in full: nothing after `after_seq` was in it.
+                index += 1
+                offset = 0
+                continue
             with path.open("rb") as handle:
                 handle.seek(offset)
                 while len(out) < limit:
@@ -598,6 +604,9 @@ class EventLog:
         dead_letters = 0
         with self._lock:
             last_touched = False
+            # Segments deleted by retention meanwhile (never the last one) are gone for good.
+            *older, last = self._segments
+            self._segments = [s for s in older if s.path.exists()] + [last]
             for index, segment in enumerate(self._segments):
                 data = segment.path.read_bytes()
                 kept, dropped = _without_customers(data, matches, lambda r: r)

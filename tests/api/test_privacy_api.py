@@ -211,3 +211,15 @@ def test_cli_erasure_against_the_running_server(shop: PrivateShop) -> None:
     assert unknown.returncode == 3 and "in none of kgrec's stores" in unknown.stderr
     shown = run_kgrec("customers", "erasures", customer, env=shop.env)
     assert shown.returncode == 0 and receipt["erasure_id"] in shown.stdout
+
+
+def test_events_prune_from_the_command_line(shop: PrivateShop) -> None:
+    missing = run_kgrec("events", "prune", env=shop.env)
+    assert missing.returncode == 2 and "--older-than" in missing.stderr
+    shipped = run_kgrec("events", "prune", "--older-than", "3650", env=shop.env)
+    assert shipped.returncode == 0, shipped.stderr
+    assert "with 0 event(s)" in shipped.stdout  # only segments erasures emptied, if any
+    with_setting = run_kgrec(
+        "events", "prune", env={**shop.env, "KGREC_EVENT_RETENTION_DAYS": "3650"}
+    )
+    assert with_setting.returncode == 0 and "(3650 days)" in with_setting.stdout

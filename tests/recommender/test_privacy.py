@@ -26,7 +26,7 @@ from gnn.models import MODELS, FitContext
 from gnn.registry import Registry
 from gnn.snapshot import export_snapshot
 from graph.settings import AppSettings, Settings
-from recommender.events import Event, EventLog, EventShipper
+from recommender.events import Event, EventLog, EventShipper, prunable_segments
 from recommender.privacy import (
     CustomerNotFound,
     LiveState,
@@ -403,3 +403,25 @@ def test_retention_prunes_only_old_shipped_data(
         database_=db,
     ).records
     assert [r["n"] for r in clicks] == [12]
+
+
+def test_a_held_log_reads_and_erases_on_after_retention_deleted_its_old_segments(
+    tmp_path: Path,
+) -> None:
+    with EventLog(tmp_path / "events", segment_bytes=600) as log:
+        for i in range(12):
+            log.append([event("view", VICTIM if i % 4 == 0 else OTHER, "P1")])
+        first_segment_end = int(log.segments()[1].name[len("events-") : -len(".jsonl")]) - 1
+        # The reader stops exactly at the end of the first segment (its hint points there).
+        assert [e.seq for e in log.read(0, first_segment_end)] == list(
+            range(1, first_segment_end + 1)
+        )
+        future = datetime.now(UTC) + timedelta(days=1)
+        pruned = prunable_segments(log.folder, first_segment_end, future)
+        assert [p.path for p in pruned] == log.segments()[:1]
+        pruned[0].path.unlink()
+        rest = log.read(first_segment_end, 100)
+        assert [e.seq for e in rest] == list(range(first_segment_end + 1, 13))
+        erased = log.erase(lambda c: c == VICTIM)
+        assert erased.events == [s for s in (1, 5, 9) if s > first_segment_end]
+        assert all(e.customer_id == OTHER for e in log.read(first_segment_end, 100))
