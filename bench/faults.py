@@ -178,6 +178,7 @@ class Load:
     timeout_s: float = 30.0
     seed: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    unsent: int = 0  # still waiting for a connection when the load ended
     began: float = 0.0
     _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
 
@@ -218,8 +219,13 @@ class Load:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
+        # In-flight requests get their timeout to finish; requests still queued for a connection
+        # behind an overloaded server are not sent at all (counted in `unsent`).
         if tasks:
-            await asyncio.gather(*tasks)
+            _, late = await asyncio.wait(tasks, timeout=self.timeout_s + 5)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         for _, writer in self._idle:
             writer.close()
         self._idle.clear()
@@ -241,41 +247,55 @@ class Load:
         request: bytes,
         event_id: str | None = None,
     ) -> None:
-        async with slots:
-            connection = None
-            sent = time.perf_counter() - self.began
-            try:
-                connection = (
-                    self._idle.pop()
-                    if self._idle
-                    else await asyncio.wait_for(self._connect(), self.timeout_s)
-                )
-                status, body = await asyncio.wait_for(
-                    self._exchange(connection, request), self.timeout_s
-                )
-                self._idle.append(connection)
-                outcome = status
-            except (ConnectionRefusedError, OSError, asyncio.IncompleteReadError) as exc:
-                outcome = _transport_error(exc)
-                body = b""
-                if connection is not None:
-                    connection[1].close()
-            except TimeoutError:
-                outcome, body = "timeout", b""
-                if connection is not None:
-                    connection[1].close()
-            latency = (time.perf_counter() - due) * 1000
-            self.outcomes.append(
-                Outcome(
-                    scheduled=due - self.began,
-                    sent=sent,
-                    kind=kind,
-                    status=outcome,
-                    latency_ms=latency,
-                    degraded=b'"degraded":true' in body,
-                    event_id=event_id,
-                )
+        try:
+            await slots.acquire()
+        except asyncio.CancelledError:
+            self.unsent += 1
+            raise
+        try:
+            await self._send_now(due, kind, request, event_id)
+        finally:
+            slots.release()
+
+    async def _send_now(self, due: float, kind: str, request: bytes, event_id: str | None) -> None:
+        connection = None
+        sent = time.perf_counter() - self.began
+        try:
+            connection = (
+                self._idle.pop()
+                if self._idle
+                else await asyncio.wait_for(self._connect(), self.timeout_s)
             )
+            status, body = await asyncio.wait_for(
+                self._exchange(connection, request), self.timeout_s
+            )
+            self._idle.append(connection)
+            outcome = status
+        except (ConnectionRefusedError, OSError, asyncio.IncompleteReadError) as exc:
+            outcome = _transport_error(exc)
+            body = b""
+            if connection is not None:
+                connection[1].close()
+        except TimeoutError:
+            outcome, body = "timeout", b""
+            if connection is not None:
+                connection[1].close()
+        except asyncio.CancelledError:
+            outcome, body = "cancelled at the end", b""
+            if connection is not None:
+                connection[1].close()
+        latency = (time.perf_counter() - due) * 1000
+        self.outcomes.append(
+            Outcome(
+                scheduled=due - self.began,
+                sent=sent,
+                kind=kind,
+                status=outcome,
+                latency_ms=latency,
+                degraded=b'"degraded":true' in body,
+                event_id=event_id,
+            )
+        )
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -594,6 +614,7 @@ def main() -> None:
         report.update(asyncio.run(scenario[args.scenario](args, s, load)))
         report["load"] = summarise(load.outcomes)
         report["load"]["seconds"] = round(max((o.scheduled for o in load.outcomes), default=0), 1)
+        report["load"]["unsent (queued at the end)"] = load.unsent
         if not soaking:
             report["before fault"] = summarise(load.outcomes, 0, args.warmup_s)
             fault_end = report.get("neo4j back at_s", report.get("api ready at_s", 0.0))
