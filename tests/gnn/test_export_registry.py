@@ -223,6 +223,16 @@ def test_kgrec_train_registers_and_activates(
     assert "peak memory" in result.stdout
     listed = run_kgrec("models", "list", env=env)
     assert "active" in listed.stdout
+    audit = run_kgrec("models", "audit", env=env)
+    assert audit.returncode == 0 and "activate" in audit.stdout and "cli:" in audit.stdout
+    # The drift reference is the training snapshot's: every order line, per top category.
+    (folder,) = (Path(env["KGREC_HOME"]) / "models").iterdir()
+    reference = json.loads((folder / "drift_reference.json").read_text())
+    lines = count(
+        graph, settings, "MATCH (:Customer)-[:PLACED]->(:Order)-[l:CONTAINS]->() RETURN count(l)"
+    )
+    assert sum(reference["interaction_mix"]["counts"].values()) == lines
+    assert len(reference["score_distribution"]["shares"]) >= 2
     product = graph.execute_query(
         "MATCH (p:Product) RETURN p.product_id AS id ORDER BY id LIMIT 1",
         database_=settings.neo4j.database,
