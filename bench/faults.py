@@ -365,6 +365,27 @@ def summarise(
     }
 
 
+def timeline(outcomes: list[Outcome], step: float) -> list[dict[str, Any]]:
+    """Per `step` seconds (by the time sent): requests, served, degraded, errors, p50, p99."""
+    end = max((o.sent for o in outcomes), default=0.0)
+    windows = []
+    for start in np.arange(0, end + step, step):
+        w = summarise(outcomes, float(start), float(start) + step)
+        if w["requests"]:
+            windows.append(
+                {
+                    "from_s": int(start),
+                    "requests": w["requests"],
+                    "served": w["served"],
+                    "degraded": w["lists degraded"],
+                    "errors": w["errors"],
+                    "p50_ms": w["p50_ms"],
+                    "p99_ms": w["p99_ms"],
+                }
+            )
+    return windows
+
+
 def check_events(
     driver: Any, run_id: str, outcomes: list[Outcome], folder: Path, wait_s: float
 ) -> dict[str, Any]:
@@ -533,19 +554,7 @@ async def soak(args: argparse.Namespace, s: Setup, load: Load) -> dict[str, Any]
         {"at_s": round(time.perf_counter() - load.began, 1), "rss_mib": round(s.api.rss_mib(), 1)}
     )
     rss = [x["rss_mib"] for x in samples[1:]] or [0.0]  # the first sample is before any load
-    windows = []
-    step = 60.0
-    for start in np.arange(0, args.duration, step):
-        window = summarise(load.outcomes, float(start), float(start) + step)
-        windows.append(
-            {
-                "minute": int(start // 60) + 1,
-                "requests": window["requests"],
-                "errors": window["errors"],
-                "p50_ms": window["p50_ms"],
-                "p99_ms": window["p99_ms"],
-            }
-        )
+    windows = timeline(load.outcomes, 60.0)
     return {
         "rss_mib first": rss[0],
         "rss_mib last": rss[-1],
@@ -620,6 +629,7 @@ def main() -> None:
             fault_end = report.get("neo4j back at_s", report.get("api ready at_s", 0.0))
             report["during fault"] = summarise(load.outcomes, args.warmup_s, fault_end)
             report["after recovery"] = summarise(load.outcomes, fault_end)
+            report["timeline"] = timeline(load.outcomes, 10.0)
         if args.event_share > 0:
             with open_driver(s.settings) as driver:
                 report["events"] = check_events(
@@ -668,13 +678,17 @@ def print_report(report: dict[str, Any]) -> None:
         print("\n| " + " | ".join(report["events"]) + " |")
         print("|---" * len(report["events"]) + "|")
         print("| " + " | ".join(str(v) for v in report["events"].values()) + " |")
+    for name in ("timeline", "per minute"):
+        if name in report:
+            print(f"\n{name} (by the time sent):")
+            print("| from s | requests | served | degraded | errors | p50 ms | p99 ms |")
+            print("|---|---|---|---|---|---|---|")
+            for w in report[name]:
+                print(
+                    f"| {w['from_s']} | {w['requests']} | {w['served']} | {w['degraded']} | "
+                    f"{w['errors']} | {w['p50_ms']} | {w['p99_ms']} |"
+                )
     if "per minute" in report:
-        print("\n| minute | requests | errors | p50 ms | p99 ms |\n|---|---|---|---|---|")
-        for w in report["per minute"]:
-            print(
-                f"| {w['minute']} | {w['requests']} | {w['errors']} | {w['p50_ms']} | "
-                f"{w['p99_ms']} |"
-            )
         print(
             f"\nAPI RSS (all workers), MiB: first {report['rss_mib first']}, last "
             f"{report['rss_mib last']}, max {report['rss_mib max']}"
