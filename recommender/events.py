@@ -643,8 +643,14 @@ class EventLog:
             return 0
         done = 0
         for request_path in sorted(folder.glob("*.request.json")):
-            request = json.loads(request_path.read_text())
-            salt, digest = str(request["salt"]), str(request["digest"])
+            try:
+                request = json.loads(request_path.read_text())
+                salt, digest = str(request["salt"]), str(request["digest"])
+            except (ValueError, KeyError, TypeError) as exc:
+                # Set aside, or the shipper would stop on it at every turn.
+                request_path.rename(request_path.with_suffix(".invalid"))
+                logger.error("Erasure request %s is unreadable, set aside: %s", request_path, exc)
+                continue
             result = self.erase(_digest_matcher(salt, digest))
             answer = request_path.with_name(request_path.name.replace(".request.", ".done."))
             _replace_file(
