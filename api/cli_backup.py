@@ -11,6 +11,7 @@ import typer
 from api.console import console
 from graph.backup import create_backup, read_manifest, restore_backup, verify_backup
 from graph.settings import get_settings
+from recommender.privacy import ERASURE_LEDGER_FILE
 
 backup_app = typer.Typer(
     help="Offline backups (Neo4j store, model artifacts, event logs, campaign exports): "
@@ -83,4 +84,13 @@ def restore(
     )
     if result.replaced:
         console.print(f"The previous stores are in {result.replaced}", markup=False)
-    console.print("Start again with `kgrec neo4j start` and `kgrec serve`.")
+    settings = get_settings()
+    if (settings.app.home.resolve() / ERASURE_LEDGER_FILE).exists():
+        console.print(
+            "Customers erased since this backup was taken are back in it: after "
+            "`kgrec neo4j start`, run `kgrec customers reapply-erasures` BEFORE `kgrec serve`.",
+            markup=False,
+            style="bold",
+        )
+    else:
+        console.print("Start again with `kgrec neo4j start` and `kgrec serve`.")

@@ -158,6 +158,24 @@ def erasures(
     console.print(json.dumps(receipts, indent=2), markup=False, soft_wrap=True)
 
 
+@customers_app.command("reapply-erasures")
+def reapply_erasures() -> None:
+    """Erase again every erased customer a store holds once more (run after
+    `kgrec backup restore`, before serving, and after re-ingesting old source files)."""
+    settings = get_settings()
+    with driver_scope(settings.neo4j) as driver:
+        privacy = Privacy(driver, database=settings.neo4j.database, app=settings.app)
+        recorded = len(privacy.ledger())
+        receipts = privacy.reapply_erasures(actor=_actor())
+    console.print(
+        f"{recorded:,} erasure(s) on record; {len(receipts):,} customer(s) were back in a store "
+        "and are erased again.",
+        markup=False,
+    )
+    for receipt in receipts:
+        console.print(f"  erasure {receipt.erasure_id} ({receipt.subject})", markup=False)
+
+
 @events_app.command("prune")
 def prune(
     older_than: Annotated[

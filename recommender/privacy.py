@@ -62,7 +62,10 @@ from graph.cypher import load_cypher
 from graph.errors import KgrecError
 from graph.settings import AppSettings
 from recommender.events import (
+    DEAD_LETTER_FILE,
     ERASURE_FOLDER,
+    SEGMENT_PREFIX,
+    SEGMENT_SUFFIX,
     EventLog,
     EventLogBusy,
     EventShipper,
@@ -79,6 +82,9 @@ from recommender.served import ServedLog
 logger = logging.getLogger(__name__)
 
 PRIVACY_KEY_FILE = "privacy.key"
+#: Every erasure, by keyed hash, outside the graph and outside backups (graph/backup.py): a
+#: restored backup holds customers erased since it was taken, and this ledger finds them again.
+ERASURE_LEDGER_FILE = "erasures.jsonl"
 #: Graph relationships that record events (ingestion's and the shipper's), pruned by retention.
 #: Orders (PLACED, CONTAINS, PURCHASED) are the shop's sales history and are kept.
 EVENT_RELATIONSHIPS = ("VIEWED", "CLICKED", "ADDED_TO_CART", "PURCHASE_EVENT", "RATED")
@@ -290,6 +296,7 @@ class Privacy:
             reason=reason,
             database_=self.database,
         )
+        self._record_in_ledger(receipt)
         if live.refresh_snapshot is not None:
             try:
                 live.refresh_snapshot()
@@ -307,6 +314,90 @@ class Privacy:
                 database_=self.database,
             )
         return receipt
+
+    def _record_in_ledger(self, receipt: ErasureReceipt) -> None:
+        line = json.dumps(
+            {
+                "erasure_id": receipt.erasure_id,
+                "erased_at": receipt.erased_at.isoformat(),
+                "subject": receipt.subject,
+            }
+        )
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / ERASURE_LEDGER_FILE).open("a") as ledger:
+            ledger.write(line + "\n")
+            ledger.flush()
+            os.fsync(ledger.fileno())
+
+    def ledger(self) -> dict[str, str]:
+        """Subject digest -> erasure id of every erasure recorded in `KGREC_HOME/erasures.jsonl`."""
+        path = self.home / ERASURE_LEDGER_FILE
+        if not path.exists():
+            return {}
+        entries: dict[str, str] = {}
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                entries[entry["subject"]] = entry["erasure_id"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PrivacyError(
+                    f"{path}, line {number}: not an erasure record ({exc}); fix or remove the line"
+                ) from exc
+        return entries
+
+    def _known_customer_ids(self) -> set[str]:
+        """Every customer id any store holds: graph, event logs, model artifacts."""
+        ids = {
+            r["id"]
+            for r in self.driver.execute_query(
+                "MATCH (c:Customer) RETURN c.customer_id AS id", database_=self.database
+            ).records
+        }
+        for folder in log_folders(self.events_folder):
+            files = [*folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"), folder / DEAD_LETTER_FILE]
+            for path in files:
+                if not path.is_file():
+                    continue
+                for line in path.read_bytes().splitlines():
+                    try:
+                        value = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line: EventLog recovery deals with it
+                    event = value.get("event", value) if isinstance(value, dict) else None
+                    if isinstance(event, dict) and isinstance(event.get("customer_id"), str):
+                        ids.add(event["customer_id"])
+        root = self.home / "models"
+        if root.is_dir():
+            for maps in root.glob("*/id_maps.json"):
+                ids.update(c for c in json.loads(maps.read_text()).get("customer", []) if c)
+        return ids
+
+    def reapply_erasures(self, *, actor: str) -> list[ErasureReceipt]:
+        """Erases again every customer of the ledger that a store holds once more (after a
+        backup restore, or a re-ingest of old source files); one receipt each."""
+        ledger = self.ledger()
+        if not ledger:
+            return []
+        key = privacy_key(self.app)
+        receipts = []
+        for customer_id in sorted(self._known_customer_ids()):
+            erasure_id = ledger.get(subject_digest(key, customer_id))
+            if erasure_id is None:
+                continue
+            try:
+                receipts.append(
+                    self.erase(
+                        customer_id,
+                        actor=actor,
+                        reason=f"re-applied erasure {erasure_id}: the customer was back in a "
+                        "store (a restored backup or a re-ingested file)",
+                    )
+                )
+            except CustomerNotFound:
+                continue
+        return receipts
 
     def erasures(self, customer_id: str) -> list[dict[str, Any]]:
         """Receipts stored for `customer_id` (found by its keyed hash), newest first."""

@@ -425,3 +425,39 @@ def test_a_held_log_reads_and_erases_on_after_retention_deleted_its_old_segments
         erased = log.erase(lambda c: c == VICTIM)
         assert erased.events == [s for s in (1, 5, 9) if s > first_segment_end]
         assert all(e.customer_id == OTHER for e in log.read(first_segment_end, 100))
+
+
+def test_erasures_are_reapplied_when_a_store_holds_the_customer_again(
+    shipped_shop: neo4j.Driver, settings: Settings, app: AppSettings, tmp_path: Path
+) -> None:
+    """The ledger (outside the graph and outside backups) finds a customer a restored backup
+    or a re-ingested file brought back, by keyed hash, and erases them again."""
+    driver, db = shipped_shop, settings.neo4j.database
+    privacy = Privacy(driver, database=db, app=app)
+    first = privacy.erase(VICTIM, actor="test")
+    ledger = (app.home / "erasures.jsonl").read_text()
+    assert first.erasure_id in ledger and first.subject in ledger and VICTIM not in ledger
+    assert privacy.reapply_erasures(actor="test") == []  # nothing came back yet
+
+    # The old source files are loaded again, and an old event log holds an unshipped event.
+    ingest(
+        driver,
+        settings,
+        shop_folder(tmp_path / "again"),
+        mode="quarantine",
+        rejects_dir=app.home / "rejects",
+    )
+    assert graph_holding(driver, db, VICTIM)
+    log = EventLog(app.home / "events")
+    log.append([event("view", VICTIM, "P1"), event("view", OTHER, "P1")])
+    log.close()
+    other_before = relationships(driver, db, OTHER)
+
+    receipts = privacy.reapply_erasures(actor="test")
+    assert len(receipts) == 1 and receipts[0].subject == first.subject
+    assert receipts[0].stores["graph"]["customer_nodes"] == 1
+    assert graph_holding(driver, db, VICTIM) == []
+    assert files_holding(app.home, VICTIM) == []
+    assert log_lines(app.home / "events", OTHER) == 1
+    assert relationships(driver, db, OTHER) == other_before
+    assert privacy.reapply_erasures(actor="test") == []
