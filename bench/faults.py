@@ -63,6 +63,9 @@ from graph.settings import Neo4jSettings
 from graph.synthetic import ShopSpec
 from recommender.events import read_dead_letters
 
+#: Reuse a keep-alive connection only if idle less than this (uvicorn closes them at 5 s).
+IDLE_REUSE_S = 3.0
+
 SCALES = {
     "full": (ShopSpec(50_000, 10_000, 365, 1), 7720, Path(".kgrec/bench")),
     "small": (ShopSpec(2_000, 300, 120, 5), 7723, Path(".kgrec/bench/faults-small")),
@@ -180,7 +183,10 @@ class Load:
     outcomes: list[Outcome] = field(default_factory=list)
     unsent: int = 0  # still waiting for a connection when the load ended
     began: float = 0.0
-    _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
+    # Keep-alive connections not in use, with when each was last answered on.
+    _idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = field(
+        default_factory=list
+    )
 
     def event_body(self, n: int) -> tuple[str, bytes]:
         event_id = f"{self.run_id}-{n}"
@@ -226,7 +232,7 @@ class Load:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -261,15 +267,11 @@ class Load:
         connection = None
         sent = time.perf_counter() - self.began
         try:
-            connection = (
-                self._idle.pop()
-                if self._idle
-                else await asyncio.wait_for(self._connect(), self.timeout_s)
-            )
+            connection = self._reusable() or await asyncio.wait_for(self._connect(), self.timeout_s)
             status, body = await asyncio.wait_for(
                 self._exchange(connection, request), self.timeout_s
             )
-            self._idle.append(connection)
+            self._idle.append((*connection, time.perf_counter()))
             outcome = status
         except (ConnectionRefusedError, OSError, asyncio.IncompleteReadError) as exc:
             outcome = _transport_error(exc)
@@ -296,6 +298,17 @@ class Load:
                 event_id=event_id,
             )
         )
+
+    def _reusable(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection that the server has not closed for idling:
+        uvicorn closes a keep-alive connection after 5 s idle, and a request written into one
+        as it closes meets a reset that is the client's race, not the server's error."""
+        while self._idle:
+            reader, writer, last = self._idle.pop()
+            if time.perf_counter() - last < IDLE_REUSE_S:
+                return reader, writer
+            writer.close()
+        return None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
