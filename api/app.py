@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 driver,
                 database=settings.neo4j.database,
                 default_paths=settings.app.explanation_paths,
+                timeout_s=settings.app.explanation_timeout_s,
             )
             served = ServedLog(
                 driver,

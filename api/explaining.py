@@ -23,10 +23,18 @@ Found = tuple[dict[str, list[PathOut]], bool]
 
 
 class Explanations:
-    def __init__(self, driver: neo4j.Driver, *, database: str, default_paths: int) -> None:
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        *,
+        database: str,
+        default_paths: int,
+        timeout_s: float | None = None,
+    ) -> None:
         self.driver = driver
         self.database = database
         self.default_paths = default_paths
+        self.timeout_s = timeout_s
         self._explainers: dict[int, Explainer] = {}
         self._down_until = 0.0  # while Neo4j is known to be down, do not try for paths
 
@@ -34,7 +42,7 @@ class Explanations:
         explainer = self._explainers.get(n)
         if explainer is None:
             explainer = self._explainers[n] = Explainer(
-                self.driver, database=self.database, per_item=n
+                self.driver, database=self.database, per_item=n, timeout_s=self.timeout_s
             )
         return explainer
 
@@ -44,7 +52,7 @@ class Explanations:
         try:
             raw = call()
         except (ServiceUnavailable, SessionExpired, GraphUnavailable, OSError, Neo4jError) as exc:
-            logger.warning("paths left out for %.0f s, Neo4j unreachable: %s", RETRY_S, exc)
+            logger.warning("paths left out for %.0f s, Neo4j unreadable: %s", RETRY_S, exc)
             self._down_until = time.monotonic() + RETRY_S
             return {}, True
         return {

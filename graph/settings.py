@@ -87,6 +87,13 @@ class AppSettings(BaseSettings):
     explanation_paths: int = Field(
         3, ge=0, le=10, description="Paths per recommended item unless a request says otherwise."
     )
+    explanation_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Deadline of one list's path read in Neo4j; past it the list goes out "
+        "without paths (`degraded: true`) and paths pause for 2 s.",
+    )
     served_sample_rate: float = Field(
         0.1,
         ge=0,

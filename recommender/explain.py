@@ -676,6 +676,7 @@ class Explainer:
         scoring: PathScoring | None = None,
         limits: PathLimits | None = None,
         now: Callable[[], datetime] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         if not isinstance(per_item, int) or per_item < 1:
             raise ValueError(f"per_item: must be a whole number >= 1, got {per_item!r}")
@@ -685,6 +686,9 @@ class Explainer:
         self.scoring = scoring or PathScoring()
         self.limits = limits or PathLimits()
         self._now = now or (lambda: datetime.now(UTC))
+        # Server-side deadline of a path read: a Neo4j that is warming up (cold page cache and
+        # plan cache after a restart) or overloaded fails the read instead of holding the list.
+        self.timeout_s = timeout_s
 
     def for_customer(
         self,
@@ -777,7 +781,8 @@ class Explainer:
             with self._driver.session(
                 database=self._database, default_access_mode=neo4j.READ_ACCESS
             ) as session:
-                records = list(session.run(load_cypher("recommender", name), params))
+                query = neo4j.Query(load_cypher("recommender", name), timeout=self.timeout_s)
+                records = list(session.run(query, params))
         except (DriverError, Neo4jError, OSError) as exc:
             raise GraphUnavailable(f"cannot read explanation paths from Neo4j: {exc}") from exc
         return records
