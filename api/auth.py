@@ -67,6 +67,11 @@ class Principal:
     def may(self, scope: Scope) -> bool:
         return scope in ROLE_SCOPES[self.role]
 
+    @property
+    def actor(self) -> str:
+        """Who an audit event names: the API key (id, role, name), never the OS user."""
+        return f"key:{self.key_id} ({self.role}: {self.name})"
+
 
 class Unauthenticated(KgrecError):
     """No key, or a key that is malformed, unknown or revoked (HTTP 401)."""

@@ -11,7 +11,6 @@ also clears that process's memory at once.
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from api.console import console, err_console
 from graph.driver import driver_scope
+from graph.keys import cli_actor
 from graph.settings import get_settings
 from recommender.privacy import (
     CustomerNotFound,
@@ -35,13 +35,6 @@ customers_app = typer.Typer(
 events_app = typer.Typer(help="The storefront event log and event records.", no_args_is_help=True)
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
 def _set(customer_id: str, enabled: bool, reason: str | None) -> None:
     settings = get_settings()
     with driver_scope(settings.neo4j) as driver:
@@ -50,7 +43,7 @@ def _set(customer_id: str, enabled: bool, reason: str | None) -> None:
             database=settings.neo4j.database,
             customer_id=customer_id,
             enabled=enabled,
-            actor=_actor(),
+            actor=cli_actor(),
             reason=reason,
         )
     state = "personalised" if enabled else "opted out (non-personal lists, no embedding)"
@@ -106,7 +99,7 @@ def erase(
         privacy = Privacy(driver, database=settings.neo4j.database, app=settings.app)
         try:
             receipt = privacy.erase(
-                customer_id, actor=_actor(), delete_orders=delete_orders, reason=reason
+                customer_id, actor=cli_actor(), delete_orders=delete_orders, reason=reason
             )
         except CustomerNotFound as exc:
             err_console.print(str(exc), markup=False)
@@ -166,7 +159,7 @@ def reapply_erasures() -> None:
     with driver_scope(settings.neo4j) as driver:
         privacy = Privacy(driver, database=settings.neo4j.database, app=settings.app)
         recorded = len(privacy.ledger())
-        receipts = privacy.reapply_erasures(actor=_actor())
+        receipts = privacy.reapply_erasures(actor=cli_actor())
     console.print(
         f"{recorded:,} erasure(s) on record; {len(receipts):,} customer(s) were back in a store "
         "and are erased again.",
@@ -200,7 +193,7 @@ def prune(
         raise typer.Exit(2)
     with driver_scope(settings.neo4j) as driver:
         report = Privacy(driver, database=settings.neo4j.database, app=settings.app).prune(
-            days, actor=_actor()
+            days, actor=cli_actor()
         )
     console.print(
         f"Pruned events received before {report.cutoff:%Y-%m-%d %H:%M} UTC ({days} days):",

@@ -18,7 +18,6 @@ from api.auth import (
     CatalogueAccess,
     EventsAccess,
     ExplainAccess,
-    Principal,
     RecommendAccess,
     RulesAccess,
 )
@@ -621,7 +620,7 @@ def list_rules(state: StateDep, _: RulesAccess) -> list[RuleOut]:
 def create_rule(spec: RuleSpec, state: StateDep, principal: RulesAccess) -> RuleOut:
     """Adds a rule (pin, boost, bury, exclude); it applies from the next request on and is
     audited with the key that made it."""
-    rule = state.rules.create(spec, actor=_actor(principal))
+    rule = state.rules.create(spec, actor=principal.actor)
     state.reload_rules()
     return _rule(rule)
 
@@ -635,12 +634,8 @@ def create_rule(spec: RuleSpec, state: StateDep, principal: RulesAccess) -> Rule
 def delete_rule(rule_id: str, state: StateDep, principal: RulesAccess) -> RuleOut:
     """Removes a rule (audited)."""
     try:
-        rule = state.rules.delete(rule_id, actor=_actor(principal))
+        rule = state.rules.delete(rule_id, actor=principal.actor)
     except RuleNotFound as exc:
         raise NotFound(str(exc)) from exc
     state.reload_rules()
     return _rule(rule)
-
-
-def _actor(principal: Principal) -> str:
-    return f"key:{principal.key_id} ({principal.role})"

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import errors
-from api.auth import AdminAccess, Principal
+from api.auth import AdminAccess
 from api.schemas import ErrorBody
 from api.serving import ServingState
 from gnn.registry import Registry, RegistryError
@@ -219,10 +219,6 @@ StoreDep = Annotated[ExperimentStore, Depends(get_store)]
 StateDep = Annotated[ServingState, Depends(get_state)]
 
 
-def _actor(principal: Principal) -> str:
-    return f"key:{principal.key_id} ({principal.role})"
-
-
 def _refused(exc: ExperimentError) -> Exception:
     """The project's experiment errors as HTTP answers."""
     if isinstance(exc, ExperimentNotFound):
@@ -263,7 +259,7 @@ def create_experiment(
     """Starts an experiment: customers of its surfaces are split between the variants by a
     stable hash of their id; each served list says its `experiment` and is written back."""
     try:
-        experiment = store.create(spec, actor=_actor(principal))
+        experiment = store.create(spec, actor=principal.actor)
     except ExperimentError as exc:
         raise _refused(exc) from exc
     state.refresh_experiments()
@@ -316,7 +312,7 @@ def stop_experiment(
     """Stops it: everyone gets the control again; the report counts up to the stop."""
     try:
         experiment = store.stop(
-            experiment_id, actor=_actor(principal), reason=body.reason if body else None
+            experiment_id, actor=principal.actor, reason=body.reason if body else None
         )
     except ExperimentError as exc:
         raise _refused(exc) from exc
@@ -341,7 +337,7 @@ def promote_variant(
     registry = Registry(
         state.driver, database=state.database, root=settings.app.home.resolve() / "models"
     )
-    actor = _actor(principal)
+    actor = principal.actor
     active = registry.active()
 
     def activate(version_id: str, reason: str) -> None:

@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
-from api.auth import AdminAccess, Principal
+from api.auth import AdminAccess
 from api.errors import NotFound, body
 from api.routes import ERRORS, StateDep
 from api.serving import GRAPH_ERRORS, ServingState
@@ -240,11 +240,6 @@ def _get(registry: Registry, version_id: str) -> ModelVersion:
         raise NotFound(str(exc)) from exc
 
 
-def actor(principal: Principal) -> str:
-    """Who the audit event names: the API key (its id, role and name), never the OS user."""
-    return f"key:{principal.key_id} ({principal.role}: {principal.name})"
-
-
 def _conflict(detail: str, gate: GateOut | None = None) -> JSONResponse:
     content = body(409, detail)
     if gate is not None:
@@ -352,7 +347,7 @@ async def activate(
     (409 with both values otherwise), or forced with a reason. Writes its embeddings to the
     graph, swaps this process's serving snapshot, and records an AuditEvent naming the key."""
     margin = change.margin if change.margin is not None else state.settings.app.activation_margin
-    who = actor(principal)
+    who = principal.actor
 
     def run() -> ActivationOut | JSONResponse:
         with _CHANGING:
@@ -382,7 +377,7 @@ async def rollback(
 ) -> ActivationOut | JSONResponse:
     """Reactivates the version that was active before the current one (no gate), swaps this
     process's serving snapshot, and records an AuditEvent naming the key."""
-    who = actor(principal)
+    who = principal.actor
 
     def run() -> ActivationOut | JSONResponse:
         with _CHANGING:

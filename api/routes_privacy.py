@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import AdminAccess, EventsAccess, Principal
+from api.auth import AdminAccess, EventsAccess
 from api.campaigns import Campaigns
 from api.errors import NotFound
 from api.schemas import ErrorBody
@@ -67,10 +67,6 @@ class PersonalizationState(BaseModel):
     audit_event_id: str
 
 
-def _actor(principal: Principal) -> str:
-    return f"key:{principal.key_id} ({principal.role})"
-
-
 @privacy_router.put(
     "/customers/{customer_id}/personalization",
     response_model=PersonalizationState,
@@ -90,7 +86,7 @@ def put_personalization(
         database=serving.database,
         customer_id=customer_id,
         enabled=body.enabled,
-        actor=_actor(principal),
+        actor=principal.actor,
         reason=body.reason,
     )
     serving.request_refresh()
@@ -150,7 +146,7 @@ def erase_customer(
     try:
         return privacy.erase(
             customer_id,
-            actor=_actor(principal),
+            actor=principal.actor,
             delete_orders=orders == "delete",
             reason=reason,
             live=live,

@@ -15,7 +15,6 @@ activation and rollback is an `AuditEvent` (who, what, when, before, after).
 
 from __future__ import annotations
 
-import getpass
 import json
 import shutil
 import uuid
@@ -29,6 +28,7 @@ import numpy as np
 
 from gnn.catalog import EMBEDDING_MODELS
 from graph.errors import KgrecError
+from graph.keys import cli_actor
 from recommender.drift import top_level_categories, training_reference
 
 if TYPE_CHECKING:  # types only: reading versions (the API's models page) must not load PyTorch
@@ -81,13 +81,6 @@ class Activation:
     forced: bool
     gate: str
     nodes_written: int
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 class Registry:
@@ -261,7 +254,7 @@ class Registry:
             now=now.isoformat(),
             action=action,
             event_id=uuid.uuid4().hex,
-            actor=actor or _actor(),
+            actor=actor or cli_actor(),
             forced=bool(force and not passed),
             gate=gate or "passed",
             reason=reason,

@@ -19,7 +19,6 @@ apply after earlier ones. Promoting the control changes nothing but the record.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from graph.cypher import load_cypher
 from graph.errors import KgrecError
+from graph.keys import cli_actor
 from recommender.engine import Engine, RankingWeights
 from recommender.snapshot import ServingSnapshot, _vectors
 
@@ -265,13 +265,6 @@ def assign(experiment_id: str, customer_id: str, variants: Sequence[Variant]) ->
     return variants[-1]  # weights summing to 1 - 1e-12: the last share takes the rest
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
 # -- the report ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExperimentReport:
@@ -394,7 +387,7 @@ class ExperimentStore:
                 load_cypher("recommender", "experiments_create"),
                 experiment=props,
                 now=datetime.now(UTC).isoformat(),
-                actor=actor or _actor(),
+                actor=actor or cli_actor(),
                 event_id=uuid.uuid4().hex,
                 after=after,
                 reason=spec.note or None,
@@ -417,7 +410,7 @@ class ExperimentStore:
             load_cypher("recommender", "experiments_stop"),
             experiment_id=experiment_id,
             now=datetime.now(UTC).isoformat(),
-            actor=actor or _actor(),
+            actor=actor or cli_actor(),
             event_id=uuid.uuid4().hex,
             reason=reason,
             database_=self.database,
@@ -446,7 +439,7 @@ class ExperimentStore:
             ExperimentNotFound, ExperimentError (unknown variant), ExperimentConflict (already
             promoted), and whatever `activate` raises (nothing is recorded then).
         """
-        who = actor or _actor()
+        who = actor or cli_actor()
         experiment = self.get(experiment_id)
         variant = experiment.variant(variant_name)
         if experiment.promoted_variant is not None:
