@@ -125,15 +125,20 @@ class KeyCache:
         self.last_error = None
         return True
 
-    def start(self) -> None:
-        """Loads the keys (a failure is logged, not raised) and starts the refresh thread."""
-        self.refresh()
+    def start(self, wait_s: float = 5.0) -> None:
+        """Starts the refresh thread, whose first load this waits for up to `wait_s` seconds.
+
+        A reachable Neo4j answers in milliseconds, so keys are loaded before the first request.
+        An unreachable one would hold start-up for the driver's whole retry time (about 30 s):
+        the API starts instead (a failure is logged, not raised) and keeps trying."""
         if self._thread is None:
             self._stop.clear()
+            first = threading.Event()
             self._thread = threading.Thread(
-                target=self._refresh_loop, name="kgrec-api-keys", daemon=True
+                target=self._refresh_loop, args=(first,), name="kgrec-api-keys", daemon=True
             )
             self._thread.start()
+            first.wait(wait_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,7 +146,9 @@ class KeyCache:
             self._thread.join(timeout=2)  # a daemon: a reload waiting on Neo4j must not hold us
             self._thread = None
 
-    def _refresh_loop(self) -> None:
+    def _refresh_loop(self, first: threading.Event) -> None:
+        self.refresh()
+        first.set()
         while not self._stop.wait(self._refresh_s):
             self.refresh()
 
