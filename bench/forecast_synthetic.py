@@ -20,15 +20,17 @@ import argparse
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from forecasting.backtest import mase
+from forecasting.daily import DailyPanel, promotion_discounts
 from forecasting.models import SeasonalNaive
 from forecasting.risk import inventory_risk
-from forecasting.service import WEEK, choose_and_forecast
+from forecasting.service import WEEK, SeriesTask, choose_and_forecast, series_tasks
 from graph.synthetic import ShopSpec, generate_shop
 
 
@@ -41,6 +43,11 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=28)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--cache", type=Path, default=Path(".kgrec/bench"))
+    parser.add_argument(
+        "--no-regressors",
+        action="store_true",
+        help="Leave out SARIMAX and the pooled regression (the candidates before they came).",
+    )
     args = parser.parse_args()
     spec = ShopSpec(args.customers, args.products, args.days, args.seed)
     folder = args.cache / f"shop-{spec.customers}-{spec.products}-{spec.days}-{spec.seed}"
@@ -53,6 +60,7 @@ def main() -> None:
     cutoff = last - pd.Timedelta(days=args.holdout)
     series: dict[str, np.ndarray] = {}
     holdouts: dict[str, np.ndarray] = {}
+    first_days: dict[str, pd.Timestamp] = {}
     for product_id, group in daily.groupby(level="product_id"):
         days = group.index.get_level_values("day")
         index = pd.date_range(days.min(), last, freq="D")
@@ -61,10 +69,22 @@ def main() -> None:
         if train_len < 2 * WEEK:
             continue
         series[str(product_id)] = values[:train_len]
+        first_days[str(product_id)] = days.min()
         holdouts[str(product_id)] = values[train_len : train_len + args.holdout]
 
+    origin = min(first_days.values()).date()
+    panel = DailyPanel(
+        origin,
+        series,
+        {pid: (first_days[pid].date() - origin).days for pid in series},
+        shop_promotions(folder, origin, (last.date() - origin).days + 1),
+        shop_groups(folder),
+    )
     began = time.monotonic()
-    tasks = [(pid, y, args.holdout, 2) for pid, y in sorted(series.items())]
+    if args.no_regressors:
+        tasks = [SeriesTask(pid, y, args.holdout) for pid, y in sorted(series.items())]
+    else:
+        tasks = series_tasks(panel, args.holdout)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = {r.product_id: r for r in pool.map(choose_and_forecast, tasks, chunksize=16)}
     seconds = time.monotonic() - began
@@ -82,12 +102,12 @@ def main() -> None:
     places = stock.groupby("product_id")["location_id"].transform("count")
     probabilities, outcomes = [], []
     for row, count in zip(stock.itertuples(), places, strict=True):
-        result = results.get(row.product_id)
-        if result is None:
+        found = results.get(row.product_id)
+        if found is None:
             continue
         share = 1 / count
-        mean = result.mean * share
-        sd = np.maximum(result.upper - result.mean, 0) * share / 1.2816
+        mean = found.mean * share
+        sd = np.maximum(found.upper - found.mean, 0) * share / 1.2816
         lead = int(row.lead_time_days)
         risk = inventory_risk(int(row.on_hand), lead, mean, sd)
         demand = holdouts[row.product_id][:lead].sum() * share
@@ -115,6 +135,55 @@ def main() -> None:
         f"(base rate {o.mean():.3f}); Brier {brier:.3f} (base-rate Brier {base:.3f}); "
         f"recall {recall:.3f}, precision {precision:.3f} at p >= 0.5"
     )
+
+
+def shop_promotions(folder: Path, origin: date, days: int) -> dict[str, np.ndarray]:
+    """Each product's daily promotion discount, from the shop's promotions, products and
+    categories files (targets resolved as `kgrec forecast` resolves them in the graph)."""
+    products = pd.read_csv(folder / "products.csv", usecols=["product_id", "category_ids", "brand"])
+    parents = _parents(folder)
+    members: dict[tuple[str, str], list[str]] = {}
+    for row in products.itertuples():
+        members.setdefault(("product", row.product_id), []).append(row.product_id)
+        members.setdefault(("brand", str(row.brand)), []).append(row.product_id)
+        for category in str(row.category_ids).split("|"):
+            for ancestor in _ancestors(category, parents):
+                members.setdefault(("category", ancestor), []).append(row.product_id)
+    promotions = pd.read_csv(folder / "promotions.csv")
+    rows = []
+    for promo in promotions.itertuples():
+        first = pd.Timestamp(promo.starts_at).date()
+        last = pd.Timestamp(promo.ends_at).date()
+        for product_id in members.get((promo.target_type, str(promo.target_id)), []):
+            rows.append((product_id, first, last, float(promo.discount_pct)))
+    return promotion_discounts(rows, origin, days)
+
+
+def shop_groups(folder: Path) -> dict[str, str]:
+    """Each product's top-level category (the first by id)."""
+    products = pd.read_csv(folder / "products.csv", usecols=["product_id", "category_ids"])
+    parents = _parents(folder)
+    return {
+        row.product_id: min(_ancestors(c, parents)[-1] for c in str(row.category_ids).split("|"))
+        for row in products.itertuples()
+    }
+
+
+def _parents(folder: Path) -> dict[str, str]:
+    categories = pd.read_csv(folder / "categories.csv", dtype=str)
+    return {
+        c: p
+        for c, p in zip(categories["category_id"], categories["parent_id"], strict=True)
+        if isinstance(p, str)
+    }
+
+
+def _ancestors(category: str, parents: dict[str, str]) -> list[str]:
+    """The category, its parent, ..., up to its top-level category (last)."""
+    chain = [category]
+    while chain[-1] in parents and len(chain) < 10:
+        chain.append(parents[chain[-1]])
+    return chain
 
 
 if __name__ == "__main__":

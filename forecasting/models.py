@@ -183,12 +183,19 @@ class SARIMAX(ForecastModel):
 
         y = self._check_length(y)
         target = np.log1p(y) if self.log else y
+        # A regressor that never varies in the training window (no promotion yet) cannot be
+        # estimated beside the constant: it is left out, here and in `predict`.
+        exog = None
+        self._keep: np.ndarray | None = None
+        if X is not None:
+            self._keep = np.ptp(np.asarray(X, float), axis=0) > 0
+            exog = np.asarray(X, float)[:, self._keep] if self._keep.any() else None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = Model(
                     target,
-                    exog=X,
+                    exog=exog,
                     order=self.order,
                     seasonal_order=self.seasonal_order,
                     trend="c",
@@ -203,7 +210,12 @@ class SARIMAX(ForecastModel):
     def predict(self, h: int, X: np.ndarray | None = None, level: tuple[int, ...] = ()) -> Forecast:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frame = self._result.get_forecast(steps=h, exog=X)
+            exog = None
+            if self._keep is not None and self._keep.any():
+                if X is None:
+                    raise ModelFitError("SARIMAX was fitted with regressors: predict needs them")
+                exog = np.asarray(X, float)[:, self._keep]
+            frame = self._result.get_forecast(steps=h, exog=exog)
             mean = np.asarray(frame.predicted_mean)
             back = np.expm1 if self.log else (lambda v: v)
             out: Forecast = {self.alias: np.maximum(back(mean), 0.0)}

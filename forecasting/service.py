@@ -1,10 +1,16 @@
 """`kgrec forecast`: daily demand per product from the graph's orders, a model chosen per series
 by rolling-origin backtest, inventory risk per stocked location, versioned `Forecast` nodes.
 
-Series rule: a product's daily demand runs from its first order (or creation, if later orders
-exist) to the last day with any order in the shop; days without orders are explicit zeros
-(the shop was open, nobody bought). Orders carry no location, so demand is the product's, and
-each location that stocks it is given an equal share for its risk.
+Series rule: a product's daily demand runs from its first order to the last day with any
+order in the shop; days without orders are explicit zeros (the shop was open, nobody bought).
+Orders carry no location, so demand is the product's, and each location that stocks it is
+given an equal share for its risk.
+
+Candidates per series: seasonal naive, historic average, and for series that are not
+intermittent ETS and SARIMAX with the promotion discount and the day of the week as
+regressors (forecasting/daily.py); beside them the pooled regression across every series,
+fitted once per backtest cutoff. The lowest mean absolute error over the rolling-origin
+windows wins.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +28,15 @@ import numpy as np
 import pandas as pd
 
 from forecasting.backtest import mase
-from forecasting.models import ETS, ForecastModel, HistoricAverage, SeasonalNaive, WithFallback
+from forecasting.daily import DailyPanel, PooledDailyRegression
+from forecasting.models import (
+    ETS,
+    SARIMAX,
+    ForecastModel,
+    HistoricAverage,
+    SeasonalNaive,
+    WithFallback,
+)
 from forecasting.pooled import PooledLogRegression
 from forecasting.risk import inventory_risk
 from forecasting.series import sales_frame, with_lagged_level
@@ -36,17 +50,35 @@ WEEK = 7
 INTERMITTENT = 0.5
 
 
-def candidates(y: np.ndarray) -> list[ForecastModel]:
-    """The models a series chooses from (each falls back when the series is too short).
-    Intermittent series (mostly zero days) skip ETS: its smooth level fits them badly and its
-    fits are what makes forecasting slow (docs/benchmarks.md)."""
+def candidates(y: np.ndarray, regressors: bool = False) -> list[ForecastModel]:
+    """The per-series models a series chooses from (each falls back when the series is too
+    short); the pooled regression, fitted across series, competes beside them. Intermittent
+    series (mostly zero days) skip ETS and SARIMAX: their smooth levels fit them badly and their
+    fits are what makes forecasting slow (docs/benchmarks.md). SARIMAX(1,0,0) reads the
+    regressors (promotion discount, day of week) when there are any."""
     models: list[ForecastModel] = [
         WithFallback(SeasonalNaive(WEEK), HistoricAverage()),
         HistoricAverage(),
     ]
     if np.mean(np.asarray(y) == 0) <= INTERMITTENT:
         models.insert(1, WithFallback(ETS(season_length=WEEK), HistoricAverage()))
+        if regressors:
+            models.insert(2, WithFallback(SARIMAX(order=(1, 0, 0)), HistoricAverage()))
     return models
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    """One product's daily series and what its model choice needs. `exog` covers the series'
+    days and `horizon` more; `pooled` holds the pooled regression's forecasts made at each
+    backtest cutoff (key: the fold, counted back from the end) and at the end (key 0)."""
+
+    product_id: str
+    y: np.ndarray
+    horizon: int
+    folds: int = 2
+    exog: np.ndarray | None = None
+    pooled: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,41 +92,83 @@ class SeriesForecast:
     mase: float | None
 
 
-def choose_and_forecast(
-    args: tuple[str, np.ndarray, int, int],
-) -> SeriesForecast:
-    """Rolling-origin backtest over the last `folds` windows, then a forecast by the winner."""
-    product_id, y, horizon, folds = args
+def choose_and_forecast(task: SeriesTask) -> SeriesForecast:
+    """Rolling-origin backtest over the last `folds` windows, then a forecast by the winner.
+    The holdout MASE is the winner's error on the last window (fold 1)."""
+    y, horizon, x = task.y, task.horizon, task.exog
     scores: dict[str, float] = {}
-    models = candidates(y)
+    last_window: dict[str, np.ndarray] = {}
+    models = candidates(y, regressors=x is not None)
     for model in models:
         errors = []
-        for fold in range(folds, 0, -1):
+        for fold in range(task.folds, 0, -1):
             cutoff = len(y) - fold * horizon
             if cutoff < 3:
                 continue
             train, test = y[:cutoff], y[cutoff : cutoff + horizon]
-            predicted = model.new().fit(train).predict(len(test))[model.alias]
+            past = None if x is None else x[:cutoff]
+            ahead = None if x is None else x[cutoff : cutoff + horizon]
+            predicted = model.new().fit(train, past).predict(len(test), ahead)[model.alias]
             errors.append(float(np.mean(np.abs(predicted - test))))
+            if fold == 1:
+                last_window[model.alias] = predicted
         scores[model.alias] = float(np.mean(errors)) if errors else float("inf")
-    best = min(models, key=lambda m: scores[m.alias])
-    fitted = best.new().fit(y)
-    forecast = fitted.predict(horizon, level=(LEVEL,))
-    holdout = y[-horizon:] if len(y) > 2 * horizon else None
+    pooled_alias = PooledDailyRegression.alias
+    pooled_errors = []
+    for fold in range(task.folds, 0, -1):
+        cutoff = len(y) - fold * horizon
+        found = task.pooled.get(fold)
+        if cutoff < 3 or found is None:
+            continue
+        test = y[cutoff : cutoff + horizon]
+        predicted = found[pooled_alias][: len(test)]
+        pooled_errors.append(float(np.mean(np.abs(predicted - test))))
+        if fold == 1:
+            last_window[pooled_alias] = predicted
+    if pooled_errors and 0 in task.pooled:
+        scores[pooled_alias] = float(np.mean(pooled_errors))
+    alias = min(scores, key=lambda a: scores[a])
+    if alias == pooled_alias:
+        forecast = task.pooled[0]
+    else:
+        best = next(m for m in models if m.alias == alias)
+        fitted = best.new().fit(y, None if x is None else x[: len(y)])
+        forecast = fitted.predict(horizon, None if x is None else x[len(y) :], level=(LEVEL,))
     scaled = None
-    if holdout is not None:
-        check = best.new().fit(y[:-horizon]).predict(horizon)[best.alias]
-        value = mase(holdout, check, y[:-horizon], WEEK)
+    if len(y) > 2 * horizon and alias in last_window:
+        value = mase(y[-horizon:], last_window[alias], y[:-horizon], WEEK)
         scaled = None if np.isnan(value) else value
     return SeriesForecast(
-        product_id,
-        best.alias,
-        forecast[best.alias],
-        forecast[f"{best.alias}-lo-{LEVEL}"],
-        forecast[f"{best.alias}-hi-{LEVEL}"],
-        scores[best.alias],
+        task.product_id,
+        alias,
+        forecast[alias],
+        forecast[f"{alias}-lo-{LEVEL}"],
+        forecast[f"{alias}-hi-{LEVEL}"],
+        scores[alias],
         scaled,
     )
+
+
+def series_tasks(panel: DailyPanel, horizon: int, folds: int = 2) -> list[SeriesTask]:
+    """One task per series of `panel`, with its regressors and the pooled regression's
+    forecasts at every backtest cutoff (one fit across all series per cutoff)."""
+    pooled: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    model = PooledDailyRegression()
+    for fold in range(folds, -1, -1):
+        pooled[fold] = model.forecast(
+            panel, panel.end - fold * horizon, horizon, level=(LEVEL,) if fold == 0 else ()
+        )
+    return [
+        SeriesTask(
+            product_id,
+            y,
+            horizon,
+            folds,
+            panel.exog(product_id, horizon),
+            {fold: found[product_id] for fold, found in pooled.items() if product_id in found},
+        )
+        for product_id, y in sorted(panel.series.items())
+    ]
 
 
 @dataclass
@@ -107,29 +181,39 @@ class ForecastRun:
     at_risk: int
 
 
-def load_daily_demand(driver: neo4j.Driver, database: str) -> tuple[date, dict[str, np.ndarray]]:
-    """Daily units per product, as explicit-zero series ending on the shop's last order day."""
+def load_daily_demand(driver: neo4j.Driver, database: str, horizon: int = 0) -> DailyPanel:
+    """Daily units per product, as explicit-zero series ending on the shop's last order day,
+    with the regressors: promotions (those scheduled in the next `horizon` days too) and each
+    product's top-level category."""
     records = driver.execute_query(
         load_cypher("forecasting", "daily_demand"),
         database_=database,
         routing_=neo4j.RoutingControl.READ,
     ).records
     if not records:
-        return date.today(), {}
+        return DailyPanel(date.today(), {}, {})
     days = [r["day"].to_native() for r in records]
-    last = max(days)
     by_product: dict[str, dict[date, float]] = {}
     for record, day in zip(records, days, strict=True):
         by_product.setdefault(record["product_id"], {})[day] = float(record["units"])
-    series = {}
-    for product_id, sold in by_product.items():
-        first = min(sold)
-        length = (last - first).days + 1
-        values = np.zeros(length)
-        for day, units in sold.items():
-            values[(day - first).days] = units
-        series[product_id] = values
-    return last, series
+    promotions = [
+        (r["product_id"], r["first_day"].to_native(), r["last_day"].to_native(), r["discount_pct"])
+        for r in driver.execute_query(
+            load_cypher("forecasting", "promotion_days"),
+            {"from": min(days).isoformat()},
+            database_=database,
+            routing_=neo4j.RoutingControl.READ,
+        ).records
+    ]
+    groups = {
+        r["product_id"]: r["group_id"]
+        for r in driver.execute_query(
+            load_cypher("forecasting", "product_groups"),
+            database_=database,
+            routing_=neo4j.RoutingControl.READ,
+        ).records
+    }
+    return DailyPanel.from_days(by_product, max(days), promotions, groups, horizon)
 
 
 def run_forecast(
@@ -142,7 +226,8 @@ def run_forecast(
     progress: Callable[[int], None] | None = None,
 ) -> ForecastRun:
     """Forecasts every product with orders and writes a new current Forecast per location."""
-    last_day, series = load_daily_demand(driver, database)
+    panel = load_daily_demand(driver, database, horizon)
+    last_day = panel.origin + timedelta(days=panel.end - 1)
     stock = {
         (r["product_id"], r["location_id"]): (r["on_hand"], r["lead_time_days"])
         for r in driver.execute_query(
@@ -152,7 +237,7 @@ def run_forecast(
         ).records
     }
     version = f"forecast-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    tasks = [(pid, y, horizon, folds) for pid, y in sorted(series.items())]
+    tasks = series_tasks(panel, horizon, folds)
     results: list[SeriesForecast] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for result in pool.map(choose_and_forecast, tasks, chunksize=16):

@@ -55,6 +55,13 @@ def test_forecasts_are_versioned_with_one_current_per_product_and_location(
         days = 14 if f["model"] != "PooledRegression" else 2
         assert len(f["mean"]) == days and len(f["lower"]) == days and len(f["upper"]) == days
         assert 0.0 <= f["stockout_probability"] <= 1.0
-        assert f["model"] in {"SeasonalNaive", "ETS", "HistoricAverage", "PooledRegression"}
+        assert f["model"] in {
+            "SeasonalNaive",
+            "ETS",
+            "SARIMAX",
+            "HistoricAverage",
+            "PooledDailyRegression",
+            "PooledRegression",
+        }
         if f["on_hand"] == 0 and f["demand_over_lead_time"] > 0:
             assert f["stockout_probability"] > 0.5
