@@ -40,8 +40,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -50,10 +48,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psutil
 
+from bench.api_server import Api, serve_env
 from bench.serve_latency import PASSWORD, prepare
 from graph.cypher import load_cypher
 from graph.driver import open_driver
@@ -70,87 +68,6 @@ SCALES = {
     "full": (ShopSpec(50_000, 10_000, 365, 1), 7720, Path(".kgrec/bench")),
     "small": (ShopSpec(2_000, 300, 120, 5), 7723, Path(".kgrec/bench/faults-small")),
 }
-
-
-# -- the API under test --------------------------------------------------------------------------
-class Api:
-    """`kgrec serve --workers N` in its own process group (so one signal reaches every worker)."""
-
-    def __init__(self, port: int, workers: int, env: dict[str, str], log: Path) -> None:
-        self.port = port
-        self.workers = workers
-        self.env = env
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "api.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 600) -> float:
-        """Seconds until every worker has said `ready` (each loads its own snapshot)."""
-        began = time.monotonic()
-        ready: set[int] = set()
-        while len(ready) < self.workers:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).json()
-                if answer.get("status") == "ready":
-                    ready.add(answer["process_id"])
-            except (httpx.HTTPError, ValueError):
-                pass
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise SystemExit(f"the API exited ({self.process.returncode}); see {self.log}")
-            if time.monotonic() - began > timeout:
-                raise SystemExit(f"the API was not ready in {timeout:.0f} s; see {self.log}")
-            time.sleep(0.1)
-        return time.monotonic() - began
-
-    def kill(self) -> None:
-        """SIGKILL to the whole group: no shutdown handler runs, in-flight requests die."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-
-    def rss_mib(self) -> float:
-        """Resident memory of the server and all its workers."""
-        assert self.process is not None
-        try:
-            parent = psutil.Process(self.process.pid)
-            processes = [parent, *parent.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        total = 0
-        for process in processes:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                continue
-        return total / 2**20
 
 
 # -- the load ------------------------------------------------------------------------------------
@@ -460,16 +377,7 @@ def setup(args: argparse.Namespace, run_id: str) -> Setup:
     ]
     home = (cache / "serve" / "faults-home").resolve()
     events_dir = home / "events" / run_id
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))},
-        "NEO4J_URI": settings.uri,
-        "NEO4J_PASSWORD": PASSWORD,
-        "NEO4J_MANAGED": "no",
-        "KGREC_HOME": str(home),
-        "KGREC_EVENTS_DIR": str(events_dir),
-        "KGREC_ENVIRONMENT": "production",
-        "KGREC_SNAPSHOT_REFRESH_S": "3600",
-    }
+    env = serve_env(settings, PASSWORD, home, 3600, KGREC_EVENTS_DIR=str(events_dir))
     home.mkdir(parents=True, exist_ok=True)
     api = Api(args.api_port, args.workers, env, home / f"api-{run_id}.log")
     return Setup(local, settings, api, key, list_paths, row["products"], events_dir)

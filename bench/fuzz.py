@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from hypothesis import HealthCheck
 from schemathesis import GenerationMode
 from schemathesis.checks import response_schema_conformance
 
-from bench.faults import Api
+from bench.api_server import Api, serve_env
 from bench.serve_latency import PASSWORD, prepare
 from graph.driver import open_driver
 from graph.keys import KeyStore, Role
@@ -156,14 +155,7 @@ def main() -> None:
         key = KeyStore(driver, database="neo4j").create(Role.admin, "fuzz")[1]
     home = (args.cache / "serve" / "home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))},
-        "NEO4J_URI": settings.uri,
-        "NEO4J_PASSWORD": PASSWORD,
-        "NEO4J_MANAGED": "no",
-        "KGREC_HOME": str(home),
-        "KGREC_ENVIRONMENT": "production",
-    }
+    env = serve_env(settings, PASSWORD, home)
     api = Api(args.api_port, 1, env, home / "api.log")
     report: dict[str, Any] = {"examples per operation and mode": args.examples, "seed": args.seed}
     figures: list[OperationFigures] = []

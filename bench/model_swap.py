@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.api_server import Api, serve_env
 from bench.recommend_quality import load_once, shop_folder
 from gnn.models import MODELS, FitContext
 from gnn.registry import Registry
@@ -188,44 +189,16 @@ def main() -> None:
                 for i in sorted(picks)
             )
         )
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))},
-            "NEO4J_URI": settings.uri,
-            "NEO4J_PASSWORD": PASSWORD,
-            "NEO4J_MANAGED": "no",
-            "KGREC_HOME": str((args.cache / "swap").resolve()),
-            "KGREC_ENVIRONMENT": "production",
-            "KGREC_SNAPSHOT_REFRESH_S": "5",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--port",
-                str(args.api_port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        server = Api(
+            args.api_port,
+            args.workers,
+            serve_env(settings, PASSWORD, (args.cache / "swap").resolve(), 5),
+            None,
         )
+        server.start()
         base = f"http://127.0.0.1:{args.api_port}"
         try:
-            deadline = time.monotonic() + 300
-            ready: set[int] = set()
-            while len(ready) < args.workers:
-                try:
-                    answer = httpx.get(f"{base}/readyz").json()
-                    if answer.get("status") == "ready":
-                        ready.add(answer["process_id"])
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the API did not become ready")
-                time.sleep(0.2)
+            server.wait_ready(timeout=300)
             finished(loadgen(args.api_port, storefront, paths_file, args.concurrency, 5))
             report["baseline"] = finished(
                 loadgen(args.api_port, storefront, paths_file, args.concurrency, args.seconds)
@@ -298,8 +271,7 @@ def main() -> None:
             }
             print("drift", json.dumps(report["drift_endpoint"]), flush=True)
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
     finally:
         if not args.keep_running:
             local.stop()

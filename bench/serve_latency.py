@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -37,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
+from bench.api_server import Api, serve_env
 from bench.recommend_quality import load_once, shop_folder
 from gnn import metrics
 from gnn.evaluate import Evaluator
@@ -325,61 +324,27 @@ def main() -> None:
             )
             key = KeyStore(driver, database="neo4j").create(Role.storefront, "bench")[1]
         paths_file = args.cache / "serve" / "paths.txt"
-        home = (args.cache / "serve" / "home").resolve()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGREC_"))},
-            "NEO4J_URI": settings.uri,
-            "NEO4J_PASSWORD": PASSWORD,
-            "NEO4J_MANAGED": "no",
-            "KGREC_HOME": str(home),
-            "KGREC_ENVIRONMENT": "production",
-            "KGREC_SNAPSHOT_REFRESH_S": "3600",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--port",
-                str(args.api_port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        server = Api(
+            args.api_port,
+            args.workers,
+            serve_env(settings, PASSWORD, (args.cache / "serve" / "home").resolve(), 3600),
+            None,
         )
+        server.start()
         try:
-            import httpx
-
-            deadline = time.monotonic() + 300
-            # Every worker loads its own snapshot: wait until each has said it is ready.
-            ready: set[int] = set()
-            while len(ready) < args.workers:
-                try:
-                    answer = httpx.get(f"http://127.0.0.1:{args.api_port}/readyz").json()
-                    if answer.get("status") == "ready":
-                        ready.add(answer["process_id"])
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the API did not become ready")
-                time.sleep(0.2)
+            server.wait_ready(timeout=300)
             for label, extra in (("with 3 paths", "paths=3"), ("without paths", "paths=0")):
                 paths_file.write_text(
                     "\n".join(f"/v1/customers/{c}/recommendations?k=10&{extra}" for c in customers)
                 )
                 loadgen(args.api_port, key, paths_file, args.concurrency, 5)  # warm-up
                 result = loadgen(args.api_port, key, paths_file, args.concurrency, args.seconds)
-                processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(True)]
-                result["api_rss_mib"] = round(sum(p.memory_info().rss for p in processes) / 2**20)
+                result["api_rss_mib"] = round(server.rss_mib())
                 result["workers"] = args.workers
                 report[f"api {label}"] = result
                 print(label, json.dumps(result), flush=True)
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
         report["cypher co-purchase"] = cypher_load(
             settings, customers, args.concurrency, args.seconds
         )

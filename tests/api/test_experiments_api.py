@@ -16,18 +16,11 @@ from typing import Any
 import neo4j
 import pytest
 
-from gnn.models import MODELS, FitContext
-from gnn.registry import Registry
-from gnn.snapshot import export_snapshot
-from graph.keys import KeyStore, Role
 from graph.settings import Settings
-from graph.synthetic import ShopSpec, generate_shop
+from graph.synthetic import ShopSpec
 from recommender.experiments import Variant, assign
-from tests.api.test_app import api_server
-from tests.api.test_cli import environment, session_server_env
-from tests.api.test_serving_api import Shop
-from tests.conftest import wipe
-from tests.graph.test_ingest import ingest
+from tests.api.served import Shop, served_shop
+from tests.api.test_cli import environment
 
 pytestmark = pytest.mark.integration
 
@@ -48,38 +41,19 @@ class Lab(Shop):
 def lab(
     neo4j_driver: neo4j.Driver, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lab]:
-    db = settings.neo4j.database
-    wipe(neo4j_driver, db)
-    folder = tmp_path_factory.mktemp("shop")
-    generate_shop(SHOP, folder)
-    ingest(neo4j_driver, settings, folder)
-    snapshot = export_snapshot(neo4j_driver, database=db)
-    registry = Registry(neo4j_driver, database=db, root=settings.app.home / "models")
-    versions = []
-    for seed in (1, 2):
-        model = MODELS["kg-gnn"](epochs=2, dim=settings.app.embedding_dimensions)
-        model.fit(snapshot, FitContext(seed=seed))
-        versions.append(
-            registry.register(model, snapshot=snapshot, metrics={}, training={}).version_id
-        )
-    registry.activate(versions[0], margin=0.0)
-    store = KeyStore(neo4j_driver, database=db)
-    keys = {role.value: store.create(role, f"test {role.value}")[1] for role in Role}
-    env = session_server_env(settings)
-    env["KGREC_EVENTS_DIR"] = str(tmp_path_factory.mktemp("events"))
-    # No sampled write-back at all: experiment traffic must be written anyway.
-    env["KGREC_SERVED_SAMPLE_RATE"] = "0"
-    env["KGREC_SNAPSHOT_REFRESH_S"] = "1"  # changes made by the CLI reach the API quickly
-    with api_server(env) as base:
-        lab = Lab(base, keys, neo4j_driver, db)
-        lab.versions = (versions[0], versions[1])
-        lab.env = env
-        deadline = time.monotonic() + 60
-        while lab.get("/readyz", role=None).json().get("status") != "ready":
-            assert time.monotonic() < deadline, lab.get("/readyz", role=None).text
-            time.sleep(0.3)
+    env = {
+        "KGREC_EVENTS_DIR": str(tmp_path_factory.mktemp("events")),
+        # No sampled write-back at all: experiment traffic must be written anyway.
+        "KGREC_SERVED_SAMPLE_RATE": "0",
+        "KGREC_SNAPSHOT_REFRESH_S": "1",  # changes made by the CLI reach the API quickly
+    }
+    with served_shop(
+        neo4j_driver, settings, tmp_path_factory, SHOP, seeds=(1, 2), env=env
+    ) as served:
+        lab = Lab(served.shop.base, served.shop.keys, neo4j_driver, settings.neo4j.database)
+        lab.versions = (served.versions[0], served.versions[1])
+        lab.env = served.env
         yield lab
-    wipe(neo4j_driver, db)
 
 
 def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,8 @@ from schemathesis.checks import response_schema_conformance
 
 from api.app import create_app
 from graph.settings import load_settings
-from tests.api.test_serving_api import Shop, shop
+from tests.api.served import Shop
+from tests.api.test_serving_api import shop
 
 __all__ = ["shop"]  # the module-scoped fixture: a shop, a trained model, one key per role
 

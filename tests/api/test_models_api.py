@@ -18,17 +18,14 @@ import httpx
 import neo4j
 import pytest
 
-from gnn.models import MODELS, FitContext
-from gnn.registry import Registry
-from gnn.snapshot import GraphSnapshot, export_snapshot
-from graph.keys import KeyStore, Role, parse_key
+from gnn.snapshot import GraphSnapshot
+from graph.keys import parse_key
 from graph.settings import Settings
-from graph.synthetic import ShopSpec, generate_shop
+from graph.synthetic import ShopSpec
+from tests.api.served import Shop, served_shop
 from tests.api.test_app import api_server
 from tests.api.test_cli import session_server_env
-from tests.api.test_serving_api import Shop, a_buyer
-from tests.conftest import wipe
-from tests.graph.test_ingest import ingest
+from tests.api.test_serving_api import a_buyer
 
 pytestmark = pytest.mark.integration
 
@@ -52,35 +49,24 @@ class Governed:
 def governed(
     neo4j_driver: neo4j.Driver, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Governed]:
-    db = settings.neo4j.database
-    wipe(neo4j_driver, db)
-    folder = tmp_path_factory.mktemp("shop")
-    generate_shop(SHOP, folder)
-    ingest(neo4j_driver, settings, folder)
-    snapshot = export_snapshot(neo4j_driver, database=db)
-    registry = Registry(neo4j_driver, database=db, root=settings.app.home.resolve() / "models")
-    versions = {}
-    for name, seed, ndcg in (("first", 1, 0.20), ("better", 2, 0.30), ("worse", 3, 0.10)):
-        model = MODELS["kg-gnn"](epochs=2, dim=settings.app.embedding_dimensions)
-        model.fit(snapshot, FitContext(seed=seed))
-        version = registry.register(model, snapshot=snapshot, metrics=_metrics(ndcg), training={})
-        versions[name] = version.version_id
-    registry.activate(versions["first"], margin=0.0)
-    store = KeyStore(neo4j_driver, database=db)
-    keys = {role.value: store.create(role, f"models {role.value}")[1] for role in Role}
-    env = session_server_env(settings)
-    env["KGREC_EVENTS_DIR"] = str(tmp_path_factory.mktemp("events"))
-    env["KGREC_SERVED_SAMPLE_RATE"] = "0"
-    env["KGREC_ACTIVATION_MARGIN"] = "0.05"
-    env["KGREC_DRIFT_WINDOW_DAYS"] = str(WINDOW_DAYS)
-    with api_server(env) as base:
-        shop = Shop(base, keys, neo4j_driver, db)
-        deadline = time.monotonic() + 60
-        while shop.get("/readyz", role=None).json().get("status") != "ready":
-            assert time.monotonic() < deadline, shop.get("/readyz", role=None).text
-            time.sleep(0.3)
-        yield Governed(shop, snapshot, versions)
-    wipe(neo4j_driver, db)
+    env = {
+        "KGREC_EVENTS_DIR": str(tmp_path_factory.mktemp("events")),
+        "KGREC_SERVED_SAMPLE_RATE": "0",
+        "KGREC_ACTIVATION_MARGIN": "0.05",
+        "KGREC_DRIFT_WINDOW_DAYS": str(WINDOW_DAYS),
+    }
+    # Versions "first" (active), "better" and "worse" by validation NDCG@10.
+    with served_shop(
+        neo4j_driver,
+        settings,
+        tmp_path_factory,
+        SHOP,
+        seeds=(1, 2, 3),
+        metrics=[_metrics(0.20), _metrics(0.30), _metrics(0.10)],
+        env=env,
+    ) as served:
+        versions = dict(zip(("first", "better", "worse"), served.versions, strict=True))
+        yield Governed(served.shop, served.snapshot, versions)
 
 
 def key_id(shop: Shop, role: str) -> str:

@@ -13,17 +13,10 @@ from pathlib import Path
 import neo4j
 import pytest
 
-from gnn.models import MODELS, FitContext
-from gnn.registry import Registry
-from gnn.snapshot import export_snapshot
-from graph.keys import KeyStore, Role
 from graph.settings import Settings
-from graph.synthetic import ShopSpec, generate_shop
-from tests.api.test_app import api_server
-from tests.api.test_cli import run_kgrec, session_server_env
-from tests.api.test_serving_api import Shop
-from tests.conftest import wipe
-from tests.graph.test_ingest import ingest
+from graph.synthetic import ShopSpec
+from tests.api.served import Shop, served_shop
+from tests.api.test_cli import run_kgrec
 from tests.recommender.test_privacy import files_holding, graph_holding
 
 pytestmark = pytest.mark.integration
@@ -69,27 +62,10 @@ class PrivateShop(Shop):
 def shop(
     neo4j_driver: neo4j.Driver, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateShop]:
-    db = settings.neo4j.database
-    wipe(neo4j_driver, db)
-    folder = tmp_path_factory.mktemp("shop")
-    generate_shop(SHOP, folder)
-    ingest(neo4j_driver, settings, folder)
     home = tmp_path_factory.mktemp("home")
-    snapshot = export_snapshot(neo4j_driver, database=db)
-    model = MODELS["kg-gnn"](epochs=2, dim=settings.app.embedding_dimensions)
-    model.fit(snapshot, FitContext())
-    registry = Registry(neo4j_driver, database=db, root=home / "models")
-    version = registry.register(model, snapshot=snapshot, metrics={}, training={})
-    registry.activate(version.version_id, margin=0.0)
-    store = KeyStore(neo4j_driver, database=db)
-    keys = {role.value: store.create(role, f"test {role.value}")[1] for role in Role}
-    env = {**session_server_env(settings), "KGREC_HOME": str(home)}
-    env["KGREC_SERVED_SAMPLE_RATE"] = "1"
-    with api_server(env) as base:
-        shop = PrivateShop(Shop(base, keys, neo4j_driver, db), home, env)
-        shop.wait_for(lambda: shop.get("/readyz", role=None).json()["status"] == "ready", "ready")
-        yield shop
-    wipe(neo4j_driver, db)
+    env = {"KGREC_HOME": str(home), "KGREC_SERVED_SAMPLE_RATE": "1"}
+    with served_shop(neo4j_driver, settings, tmp_path_factory, SHOP, env=env) as served:
+        yield PrivateShop(served.shop, home, served.env)
 
 
 def test_opt_out_through_the_api_makes_lists_non_personal_and_hides_the_customer(

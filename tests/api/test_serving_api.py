@@ -14,87 +14,44 @@ import httpx
 import neo4j
 import pytest
 
-from gnn.models import MODELS, FitContext
-from gnn.registry import Registry
-from gnn.snapshot import export_snapshot
-from graph.keys import KeyStore, Role
 from graph.local import LocalNeo4j
 from graph.settings import Settings
-from graph.synthetic import ShopSpec, generate_shop
+from graph.synthetic import ShopSpec
 from recommender.explain import PathExplanation, verify_path
-from tests.api.test_app import api_server
-from tests.api.test_cli import session_server_env
-from tests.conftest import wipe
-from tests.graph.test_ingest import ingest
+from tests.api.served import Shop, served_shop
 
 pytestmark = pytest.mark.integration
 
 SHOP = ShopSpec(customers=150, products=60, days=60, seed=11, lines_per_customer=8)
 
 
-class Shop:
-    """The running API with its graph and keys."""
-
-    def __init__(self, base: str, keys: dict[str, str], driver: neo4j.Driver, db: str) -> None:
-        self.base = base
-        self.keys = keys
-        self.driver = driver
-        self.db = db
-
-    def get(self, path: str, role: str | None = "admin", **params: Any) -> httpx.Response:
-        return httpx.get(self.base + path, params=params, headers=self._headers(role), timeout=30)
-
-    def post(self, path: str, body: Any, role: str | None = "admin") -> httpx.Response:
-        return httpx.post(self.base + path, json=body, headers=self._headers(role), timeout=30)
-
-    def put(self, path: str, body: Any, role: str | None = "admin") -> httpx.Response:
-        return httpx.put(self.base + path, json=body, headers=self._headers(role), timeout=30)
-
-    def delete(self, path: str, role: str | None = "admin") -> httpx.Response:
-        return httpx.delete(self.base + path, headers=self._headers(role), timeout=30)
-
-    def _headers(self, role: str | None) -> dict[str, str]:
-        return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
-
-    def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        records = self.driver.execute_query(cypher, params, database_=self.db).records
-        return [dict(r) for r in records]
+def _opt_out_one_buyer(driver: neo4j.Driver, db: str) -> None:
+    """One opted-out customer who bought something: they must never appear in others' paths."""
+    driver.execute_query(
+        "MATCH (c:Customer)-[:PURCHASED]->() WITH c ORDER BY c.customer_id LIMIT 1 "
+        "SET c.personalization = false",
+        database_=db,
+    )
 
 
 @pytest.fixture(scope="module")
 def shop(
     neo4j_driver: neo4j.Driver, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Shop]:
-    db = settings.neo4j.database
-    wipe(neo4j_driver, db)
-    folder = tmp_path_factory.mktemp("shop")
-    generate_shop(SHOP, folder)
-    ingest(neo4j_driver, settings, folder)
-    # One opted-out customer who bought something: they must never appear in others' paths.
-    neo4j_driver.execute_query(
-        "MATCH (c:Customer)-[:PURCHASED]->() WITH c ORDER BY c.customer_id LIMIT 1 "
-        "SET c.personalization = false",
-        database_=db,
-    )
-    snapshot = export_snapshot(neo4j_driver, database=db)
-    model = MODELS["kg-gnn"](epochs=3, dim=settings.app.embedding_dimensions)
-    model.fit(snapshot, FitContext())
-    registry = Registry(neo4j_driver, database=db, root=settings.app.home / "models")
-    version = registry.register(model, snapshot=snapshot, metrics={}, training={})
-    registry.activate(version.version_id, margin=0.0)
-    store = KeyStore(neo4j_driver, database=db)
-    keys = {role.value: store.create(role, f"test {role.value}")[1] for role in Role}
-    env = session_server_env(settings)
-    env["KGREC_EVENTS_DIR"] = str(tmp_path_factory.mktemp("events"))
-    env["KGREC_SERVED_SAMPLE_RATE"] = "1"  # every served list written back (tests read them)
-    with api_server(env) as base:
-        shop = Shop(base, keys, neo4j_driver, db)
-        deadline = time.monotonic() + 60
-        while shop.get("/readyz", role=None).json().get("status") != "ready":
-            assert time.monotonic() < deadline, shop.get("/readyz", role=None).text
-            time.sleep(0.3)
-        yield shop
-    wipe(neo4j_driver, db)
+    env = {
+        "KGREC_EVENTS_DIR": str(tmp_path_factory.mktemp("events")),
+        "KGREC_SERVED_SAMPLE_RATE": "1",  # every served list written back (tests read them)
+    }
+    with served_shop(
+        neo4j_driver,
+        settings,
+        tmp_path_factory,
+        SHOP,
+        epochs=3,
+        env=env,
+        before_export=_opt_out_one_buyer,
+    ) as served:
+        yield served.shop
 
 
 def a_buyer(shop: Shop) -> str:

@@ -18,7 +18,8 @@ import pytest
 
 from api.routes_ui import UI_DIST
 from forecasting.service import forecast_row, write_forecasts
-from tests.api.test_serving_api import Shop, a_buyer, product, shop
+from tests.api.served import Shop
+from tests.api.test_serving_api import a_buyer, product, shop
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration
