@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.backtest import mase
-from forecasting.daily import DailyPanel, promotion_discounts
+from forecasting.daily import DailyPanel, PooledDailyRegression, promotion_discounts
 from forecasting.models import SeasonalNaive
 from forecasting.risk import inventory_risk
 from forecasting.service import WEEK, SeriesTask, choose_and_forecast, series_tasks
@@ -124,6 +124,17 @@ def main() -> None:
     print(f"shop {folder}: {len(results)} product series, holdout {args.holdout} days")
     print(
         f"models chosen: {models}; {len(results) / seconds:.1f} series/s ({args.workers} processes)"
+    )
+    pooled = PooledDailyRegression()
+    pooled.forecast(panel, panel.end, args.holdout)
+    days = ("Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    weekdays = ", ".join(
+        f"{day} {c:+.3f}" for day, c in zip(days, pooled.coefficients[1:7], strict=True)
+    )
+    print(
+        f"pooled daily regression at the cutoff, log(1 + units): discount "
+        f"{pooled.coefficients[0]:+.3f}"
+        f" per unit; weekdays against Monday: {weekdays}"
     )
     print(
         f"MASE over the holdout (vs in-sample seasonal naive): chosen model median "
