@@ -57,6 +57,9 @@ from recommender.snapshot import ServingSnapshot, copurchase_counts, load_snapsh
 
 PASSWORD = "bench-password"
 LABEL = "serve-bench"
+#: The store this benchmark keeps under .kgrec/bench/serve was built with 64-dimensional vector
+#: indexes (before the default became 128); its model keeps that size.
+DIMENSIONS = 64
 COPURCHASE_CYPHER = """
 MATCH (c:Customer {customer_id: $customer_id})-[:PURCHASED]->(p:Product)
       <-[:PURCHASED]-(other:Customer)-[:PURCHASED]->(rec:Product)
@@ -76,13 +79,15 @@ def prepare(cache: Path, port: int, spec: ShopSpec) -> tuple[LocalNeo4j, Neo4jSe
     local = LocalNeo4j(settings, (cache / "serve" / "neo4j").resolve())
     local.start()
     with open_driver(settings) as driver:
-        apply_schema(driver, database="neo4j", embedding_dimensions=64)
+        apply_schema(driver, database="neo4j", embedding_dimensions=DIMENSIONS)
         load_once(driver, folder, digest)
         registry = Registry(driver, database="neo4j", root=(cache / "serve" / "models").resolve())
         active = registry.active()
         if active is None or LABEL not in str(active.properties.get("training", "")):
             snapshot = export_snapshot(driver, database="neo4j")
-            options = RunOptions(val_days=28, test_days=28, bootstrap_rounds=0)
+            options = RunOptions(
+                val_days=28, test_days=28, bootstrap_rounds=0, dimensions=DIMENSIONS
+            )
             experiment = Experiment(snapshot, options)
             began = time.monotonic()
             run = experiment.run("kg-gnn", driver=driver, database="neo4j")

@@ -39,7 +39,7 @@ class RunOptions:
     refit: bool = True
     patience: int = 3
     max_epochs: int | None = None
-    dimensions: int = 64
+    dimensions: int = 128
     allow_repurchase: bool = False
     bootstrap_rounds: int = 1000
     validation_users: int | None = 10_000

@@ -54,7 +54,7 @@ class AppSettings(BaseSettings):
         "default KGREC_HOME/events.",
     )
     embedding_dimensions: int = Field(
-        64, ge=8, le=4096, description="Size of product and customer embeddings (vector indexes)."
+        128, ge=8, le=4096, description="Size of product and customer embeddings (vector indexes)."
     )
     activation_margin: float = Field(
         0.01,
