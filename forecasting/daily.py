@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -71,8 +72,9 @@ class DailyPanel:
     discounts: dict[str, np.ndarray] = field(default_factory=dict)  # covers the horizon too
     groups: dict[str, str] = field(default_factory=dict)  # product -> top-level category
 
-    @property
+    @cached_property
     def end(self) -> int:
+        """One past the last day of every series (computed once: series do not change)."""
         return max((self.starts[p] + len(y) for p, y in self.series.items()), default=0)
 
     def exog(self, product_id: str, horizon: int) -> np.ndarray:
