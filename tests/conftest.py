@@ -14,6 +14,7 @@ import pytest
 
 from graph.driver import open_driver
 from graph.local import LocalNeo4j
+from graph.schema import VECTOR_INDEXES
 from graph.settings import AppSettings, Environment, Neo4jSettings, Settings, load_settings
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -83,12 +84,30 @@ def neo4j_driver(settings: Settings) -> Iterator[neo4j.Driver]:
         local = LocalNeo4j(settings.neo4j, settings.neo4j.local_home(settings.app.home))
         started = not local.start().already_running
     driver = open_driver(settings.neo4j)
+    _drop_stale_vector_indexes(driver, settings)
     try:
         yield driver
     finally:
         driver.close()
         if local is not None and started:
             local.stop()
+
+
+def _drop_stale_vector_indexes(driver: neo4j.Driver, settings: Settings) -> None:
+    """A test home kept from before a change of KGREC_EMBEDDING_DIMENSIONS holds vector indexes
+    of the old size, which the schema refuses; the suite's database holds nothing worth keeping,
+    so they are dropped and the tests recreate them."""
+    records = driver.execute_query(
+        "SHOW VECTOR INDEXES YIELD name, options WHERE name IN $names RETURN name, options",
+        {"names": list(VECTOR_INDEXES)},
+        database_=settings.neo4j.database,
+    ).records
+    for record in records:
+        size = record["options"]["indexConfig"]["vector.dimensions"]
+        if size != settings.app.embedding_dimensions:
+            # The name comes from the allow-list VECTOR_INDEXES: an index name cannot be a
+            # parameter.
+            driver.execute_query(f"DROP INDEX {record['name']}", database_=settings.neo4j.database)
 
 
 def wipe(driver: neo4j.Driver, database: str) -> None:
