@@ -51,6 +51,8 @@ PUBLISHED = {
 
 def load(folder: Path) -> pd.DataFrame:
     """The long table of `kgrec forecast`, with Dominick's week numbers as periods."""
+    if not (folder / "sales.csv").exists():
+        raise SystemExit(f"{folder / 'sales.csv'} not found: run `make datasets` first")
     return sales_frame(pd.read_csv(folder / "sales.csv"), origin=WEEK_ONE - pd.Timedelta(days=7))
 
 
