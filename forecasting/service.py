@@ -96,37 +96,36 @@ def choose_and_forecast(task: SeriesTask) -> SeriesForecast:
     """Rolling-origin backtest over the last `folds` windows, then a forecast by the winner.
     The holdout MASE is the winner's error on the last window (fold 1)."""
     y, horizon, x = task.y, task.horizon, task.exog
-    scores: dict[str, float] = {}
-    last_window: dict[str, np.ndarray] = {}
+    windows = [
+        (fold, len(y) - fold * horizon)
+        for fold in range(task.folds, 0, -1)
+        if len(y) - fold * horizon >= 3
+    ]
+    # Each candidate's forecast of each backtest window: per-series models fitted here, the
+    # pooled regression's made across series beforehand (it competes once it has a forecast
+    # of the future too).
     models = candidates(y, regressors=x is not None)
+    backtests: dict[str, dict[int, np.ndarray]] = {}
     for model in models:
-        errors = []
-        for fold in range(task.folds, 0, -1):
-            cutoff = len(y) - fold * horizon
-            if cutoff < 3:
-                continue
-            train, test = y[:cutoff], y[cutoff : cutoff + horizon]
-            past = None if x is None else x[:cutoff]
-            ahead = None if x is None else x[cutoff : cutoff + horizon]
-            predicted = model.new().fit(train, past).predict(len(test), ahead)[model.alias]
-            errors.append(float(np.mean(np.abs(predicted - test))))
-            if fold == 1:
-                last_window[model.alias] = predicted
-        scores[model.alias] = float(np.mean(errors)) if errors else float("inf")
+        backtests[model.alias] = {
+            fold: model.new()
+            .fit(y[:cutoff], None if x is None else x[:cutoff])
+            .predict(horizon, None if x is None else x[cutoff : cutoff + horizon])[model.alias]
+            for fold, cutoff in windows
+        }
     pooled_alias = PooledDailyRegression.alias
-    pooled_errors = []
-    for fold in range(task.folds, 0, -1):
-        cutoff = len(y) - fold * horizon
-        found = task.pooled.get(fold)
-        if cutoff < 3 or found is None:
-            continue
-        test = y[cutoff : cutoff + horizon]
-        predicted = found[pooled_alias][: len(test)]
-        pooled_errors.append(float(np.mean(np.abs(predicted - test))))
-        if fold == 1:
-            last_window[pooled_alias] = predicted
-    if pooled_errors and 0 in task.pooled:
-        scores[pooled_alias] = float(np.mean(pooled_errors))
+    if 0 in task.pooled:
+        backtests[pooled_alias] = {
+            fold: task.pooled[fold][pooled_alias] for fold, _ in windows if fold in task.pooled
+        }
+    scores: dict[str, float] = {}
+    for name, predicted in backtests.items():
+        errors = [
+            float(np.mean(np.abs(predicted[fold] - y[cutoff : cutoff + horizon])))
+            for fold, cutoff in windows
+            if fold in predicted
+        ]
+        scores[name] = float(np.mean(errors)) if errors else float("inf")
     alias = min(scores, key=lambda a: scores[a])
     if alias == pooled_alias:
         forecast = task.pooled[0]
@@ -135,8 +134,8 @@ def choose_and_forecast(task: SeriesTask) -> SeriesForecast:
         fitted = best.new().fit(y, None if x is None else x[: len(y)])
         forecast = fitted.predict(horizon, None if x is None else x[len(y) :], level=(LEVEL,))
     scaled = None
-    if len(y) > 2 * horizon and alias in last_window:
-        value = mase(y[-horizon:], last_window[alias], y[:-horizon], WEEK)
+    if len(y) > 2 * horizon and 1 in backtests[alias]:
+        value = mase(y[-horizon:], backtests[alias][1], y[:-horizon], WEEK)
         scaled = None if np.isnan(value) else value
     return SeriesForecast(
         task.product_id,
@@ -197,10 +196,15 @@ def load_daily_demand(driver: neo4j.Driver, database: str, horizon: int = 0) -> 
     for record, day in zip(records, days, strict=True):
         by_product.setdefault(record["product_id"], {})[day] = float(record["units"])
     promotions = [
-        (r["product_id"], r["first_day"].to_native(), r["last_day"].to_native(), r["discount_pct"])
+        (
+            r["product_id"],
+            r["starts_at"].to_native().date(),
+            r["ends_at"].to_native().date(),  # its last day (promotions end at 23:59:59)
+            r["discount_pct"],
+        )
         for r in driver.execute_query(
-            load_cypher("forecasting", "promotion_days"),
-            {"from": min(days).isoformat()},
+            load_cypher("graph", "promotion_products"),
+            {"since": min(days).isoformat(), "until": None},
             database_=database,
             routing_=neo4j.RoutingControl.READ,
         ).records

@@ -188,7 +188,12 @@ def load_snapshot(
         overstock[i] = bool(r["overstock"])
         popularity[i] = float(r["buyers"])
     promotions: dict[int, Promotion] = {}
-    for r in run("snapshot_promotions", now=moment.isoformat()):
+    running = driver.execute_query(
+        load_cypher("graph", "promotion_products"),
+        {"since": moment.isoformat(), "until": moment.isoformat()},
+        database_=database,
+    ).records
+    for r in running:
         target = index.get(r["product_id"])
         if target is None:
             continue

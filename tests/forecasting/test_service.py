@@ -3,12 +3,14 @@ and location, carrying the model version and the stock risk."""
 
 from __future__ import annotations
 
+import csv
+from datetime import date
 from pathlib import Path
 
 import neo4j
 import pytest
 
-from forecasting.service import run_forecast
+from forecasting.service import load_daily_demand, run_forecast
 from graph.settings import Settings
 from graph.synthetic import ShopSpec, generate_shop
 from tests.graph.test_ingest import ingest
@@ -22,6 +24,22 @@ def test_forecasts_are_versioned_with_one_current_per_product_and_location(
     shop = generate_shop(ShopSpec(customers=150, products=40, days=70, seed=4), tmp_path / "shop")
     ingest(graph, settings, shop.folder)
     db = settings.neo4j.database
+    # The regressors reach the series: each product-targeted promotion's discount on its days
+    # (ones ending before the history starts are not read), and every product's department.
+    panel = load_daily_demand(graph, db, horizon=14)
+    with (shop.folder / "promotions.csv").open() as f:
+        promotions = [r for r in csv.DictReader(f) if r["target_type"] == "product"]
+    checked = 0
+    for row in promotions:
+        first = date.fromisoformat(row["starts_at"][:10])
+        day = (first - panel.origin).days
+        if row["target_id"] in panel.discounts and 0 <= day < panel.end + 14:
+            assert panel.discounts[row["target_id"]][day] >= float(row["discount_pct"]) / 100
+            checked += 1
+    assert checked > 0
+    assert set(panel.groups) >= set(panel.series) and all(
+        g.startswith("CAT-") for g in panel.groups.values()
+    )
     first = run_forecast(graph, database=db, horizon=14, workers=2)
     second = run_forecast(graph, database=db, horizon=14, workers=2)
     assert first.version != second.version
