@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 database=settings.neo4j.database,
                 default_paths=settings.app.explanation_paths,
                 timeout_s=settings.app.explanation_timeout_s,
+                source=settings.app.explanation_source,
             )
             served = ServedLog(
                 driver,

@@ -1,5 +1,7 @@
-"""Paths for a served list: one bounded Cypher round trip per list through the explainer, and
-degraded answers (no paths, `degraded: true`) when Neo4j cannot be read."""
+"""Paths for a served list through the explainer: storefront lists read the serving snapshot's
+in-memory path index (`KGREC_EXPLANATION_SOURCE=snapshot`, the default) or make one bounded
+Cypher round trip per list (`graph`); merchandiser explanations and why-not always read the
+graph, and answer degraded (no paths, `degraded: true`) when Neo4j cannot be read."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from api.schemas import PathOut
 from graph.errors import GraphUnavailable
 from recommender.engine import Engine, Item
-from recommender.explain import Explainer
+from recommender.explain import Explainer, PathSource
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,15 @@ class Explanations:
         database: str,
         default_paths: int,
         timeout_s: float | None = None,
+        source: str = "snapshot",
     ) -> None:
+        if source not in ("snapshot", "graph"):
+            raise ValueError(f"source: must be 'snapshot' or 'graph', got {source!r}")
         self.driver = driver
         self.database = database
         self.default_paths = default_paths
         self.timeout_s = timeout_s
+        self.source = source
         self._explainers: dict[int, Explainer] = {}
         self._down_until = 0.0  # while Neo4j is known to be down, do not try for paths
 
@@ -46,8 +52,10 @@ class Explanations:
             )
         return explainer
 
-    def _run(self, call: Callable[[], dict[str, Any]]) -> Found:
-        if time.monotonic() < self._down_until:
+    def _run(self, call: Callable[[], dict[str, Any]], *, graph: bool = True) -> Found:
+        """Paths from `call`; one that reads the graph (`graph`) is skipped for a while after
+        Neo4j failed (the list goes out degraded); the snapshot's index is always there."""
+        if graph and time.monotonic() < self._down_until:
             return {}, True
         try:
             raw = call()
@@ -60,21 +68,35 @@ class Explanations:
             for product, paths in raw.items()
         }, False
 
+    def _index(self, engine: Engine) -> PathSource | None:
+        """The snapshot's path index for storefront lists, None to read the graph."""
+        return engine.snapshot.paths if self.source == "snapshot" else None
+
     def for_customer(
         self, engine: Engine, customer_id: str, items: Sequence[Item], paths: int | None
     ) -> Found:
-        return self.paths_for(engine, customer_id, [i.product_id for i in items], paths)
+        """A storefront list's paths."""
+        product_ids = [i.product_id for i in items]
+        return self.paths_for(engine, customer_id, product_ids, paths, self._index(engine))
 
     def paths_for(
-        self, engine: Engine, customer_id: str, product_ids: list[str], paths: int | None
+        self,
+        engine: Engine,
+        customer_id: str,
+        product_ids: list[str],
+        paths: int | None,
+        index: PathSource | None = None,
     ) -> Found:
+        """Paths from a customer to products: from `index` when given, else from the graph
+        (the merchandiser routes)."""
         n = self.default_paths if paths is None else paths
         if n == 0 or not product_ids:
             return {}, False
         return self._run(
             lambda: self._explainer(n).for_customer(
-                customer_id, product_ids, agreement=engine.agreement
-            )
+                customer_id, product_ids, agreement=engine.agreement, source=index
+            ),
+            graph=index is None,
         )
 
     def for_anchors(
@@ -83,8 +105,10 @@ class Explanations:
         n = self.default_paths if paths is None else paths
         if n == 0 or not items:
             return {}, False
+        index = self._index(engine)
         return self._run(
             lambda: self._explainer(n).for_anchors(
-                anchors, [i.product_id for i in items], agreement=engine.agreement
-            )
+                anchors, [i.product_id for i in items], agreement=engine.agreement, source=index
+            ),
+            graph=index is None,
         )

@@ -87,6 +87,13 @@ class AppSettings(BaseSettings):
     explanation_paths: int = Field(
         3, ge=0, le=10, description="Paths per recommended item unless a request says otherwise."
     )
+    explanation_source: Literal["snapshot", "graph"] = Field(
+        "snapshot",
+        description="Where storefront lists' paths come from: `snapshot`, the serving "
+        "snapshot's in-memory path index (no Neo4j round trip per list; as fresh as the "
+        "snapshot), or `graph`, one bounded Cypher read per list. Merchandiser explanations and "
+        "why-not always read the graph.",
+    )
     explanation_timeout_s: float = Field(
         2.0,
         gt=0,

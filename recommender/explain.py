@@ -655,11 +655,38 @@ def _ids(value: Sequence[str], field: str) -> list[str]:
     return out
 
 
+class PathSource(Protocol):
+    """Where a list's candidate paths come from instead of the graph: the rows of
+    `paths_customer.cypher` / `paths_anchors.cypher` for the same arguments (the serving
+    snapshot's `recommender.path_index.PathIndex`)."""
+
+    def customer_rows(
+        self,
+        customer_id: str,
+        product_ids: Sequence[str],
+        *,
+        history: int,
+        co_buyers: int,
+        per_pattern: int,
+    ) -> Sequence[Mapping[str, Any]]: ...
+
+    def anchor_rows(
+        self,
+        anchor_ids: Sequence[str],
+        product_ids: Sequence[str],
+        *,
+        co_buyers: int,
+        per_pattern: int,
+    ) -> Sequence[Mapping[str, Any]]: ...
+
+
 class Explainer:
-    """Explanation paths for recommended items, read from the graph with bounded queries.
+    """Explanation paths for recommended items, read from the graph with bounded queries, or
+    from an in-memory `PathSource` with the same patterns and bounds.
 
     Args:
-        driver: the process's Neo4j driver (never created here).
+        driver: the process's Neo4j driver (never created here); None when every call passes
+            a `source`.
         database: the database to read.
         per_item: at most this many paths per item.
         scoring: the score's weights and half-life.
@@ -669,7 +696,7 @@ class Explainer:
 
     def __init__(
         self,
-        driver: neo4j.Driver,
+        driver: neo4j.Driver | None,
         database: str,
         per_item: int = 3,
         *,
@@ -696,23 +723,28 @@ class Explainer:
         product_ids: Sequence[str],
         *,
         agreement: Agreement | None = None,
+        source: PathSource | None = None,
     ) -> dict[str, list[PathExplanation]]:
         """Paths from the customer to each product; every requested id is a key (an empty list
-        when nothing links them, the customer is unknown or opted out)."""
+        when nothing links them, the customer is unknown or opted out). From `source` when
+        given, else from the graph."""
         if not isinstance(customer_id, str) or not customer_id:
             raise ValueError(f"customer_id: must be a non-empty string, got {customer_id!r}")
         items = _ids(product_ids, "product_ids")
         result: dict[str, list[PathExplanation]] = {pid: [] for pid in items}
         if not items:
             return result
-        rows = self._read(
-            "paths_customer",
-            customer_id=customer_id,
-            product_ids=items,
-            history=self.limits.history,
-            co_buyers=self.limits.co_buyers,
-            per_pattern=self.limits.per_pattern,
-        )
+        bounds = {
+            "history": self.limits.history,
+            "co_buyers": self.limits.co_buyers,
+            "per_pattern": self.limits.per_pattern,
+        }
+        if source is not None:
+            rows = source.customer_rows(customer_id, items, **bounds)
+        else:
+            rows = self._read(
+                "paths_customer", customer_id=customer_id, product_ids=items, **bounds
+            )
         now = self._now()
         me = PathNode("Customer", customer_id, THIS_CUSTOMER)
         for row in rows:
@@ -727,21 +759,20 @@ class Explainer:
         product_ids: Sequence[str],
         *,
         agreement: Agreement | None = None,
+        source: PathSource | None = None,
     ) -> dict[str, list[PathExplanation]]:
         """Paths from the anchor products (product page, cart) to each product; every
-        requested id is a key."""
+        requested id is a key. From `source` when given, else from the graph."""
         anchors = _ids(anchor_product_ids, "anchor_product_ids")
         items = _ids(product_ids, "product_ids")
         result: dict[str, list[PathExplanation]] = {pid: [] for pid in items}
         if not items or not anchors:
             return result
-        rows = self._read(
-            "paths_anchors",
-            anchor_ids=anchors,
-            product_ids=items,
-            co_buyers=self.limits.co_buyers,
-            per_pattern=self.limits.per_pattern,
-        )
+        bounds = {"co_buyers": self.limits.co_buyers, "per_pattern": self.limits.per_pattern}
+        if source is not None:
+            rows = source.anchor_rows(anchors, items, **bounds)
+        else:
+            rows = self._read("paths_anchors", anchor_ids=anchors, product_ids=items, **bounds)
         now = self._now()
         for row in rows:
             item = PathNode("Product", row["item_id"], row["item_name"] or row["item_id"])
@@ -775,6 +806,8 @@ class Explainer:
         return out
 
     def _read(self, name: str, **params: Any) -> list[neo4j.Record]:
+        if self._driver is None:
+            raise GraphUnavailable("no Neo4j driver to read explanation paths with")
         # One attempt in an auto-commit transaction: `execute_query` would retry for up to 30 s
         # while Neo4j is down, and a list must rather go out without paths than wait.
         try:

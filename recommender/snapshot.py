@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.cypher import load_cypher
+from recommender.path_index import PathIndex, load_path_index
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class ServingSnapshot:
     # Per product, its best co-purchase neighbours (index, weight; -1/0 padded): what serving
     # reads. `load_snapshot` keeps only these, not the full matrix.
     neighbours: tuple[np.ndarray, np.ndarray] | None = None
+    # The explanation paths' neighbourhood (`recommender.path_index`), None when not loaded:
+    # paths then come from Neo4j.
+    paths: PathIndex | None = None
 
     @property
     def n_products(self) -> int:
@@ -155,9 +159,10 @@ def _vectors(
 
 
 def load_snapshot(
-    driver: neo4j.Driver, *, database: str, now: datetime | None = None
+    driver: neo4j.Driver, *, database: str, now: datetime | None = None, paths: bool = True
 ) -> ServingSnapshot:
-    """Reads the serving state from the graph (and the active version's artifacts)."""
+    """Reads the serving state from the graph (and the active version's artifacts); with
+    `paths`, the explanation paths' index too."""
     moment = now or datetime.now(UTC)
 
     def run(name: str, **params: object) -> list[neo4j.Record]:
@@ -210,10 +215,9 @@ def load_snapshot(
     bought: dict[str, np.ndarray] = {}
     bought_at: dict[str, np.ndarray] = {}
     segment_popularity: dict[str, np.ndarray] = {}
-    for r in run("snapshot_purchases"):
-        pairs = [
-            (index[p], t) for p, t in zip(r["products"], r["last_ts"], strict=True) if p in index
-        ]
+    purchases = run("snapshot_purchases")
+    for r in purchases:
+        pairs = [(index[p], t) for p, t, _ in r["bought"] if p in index]
         items = np.array([p for p, _ in pairs], dtype=np.int64)
         bought[r["customer"]] = items
         bought_at[r["customer"]] = np.array([t or 0 for _, t in pairs], dtype=np.int64)
@@ -221,6 +225,22 @@ def load_snapshot(
         if seg is not None:
             counts = segment_popularity.setdefault(seg, np.zeros(n))
             counts[items] += 1
+    names = [r["name"] or r["id"] for r in products]
+    path_index = None
+    if paths:
+        path_index = load_path_index(
+            driver,
+            database=database,
+            product_ids=product_ids,
+            product_names=[r["name"] for r in products],
+            product_index=index,
+            customer_ids=customer_ids,
+            customer_index=customer_index,
+            personalization=[r["personalization"] for r in customers],
+            segment_property=[r["segment"] for r in customers],
+            purchases=[(r["customer"], r["bought"]) for r in purchases],
+        )
+    del purchases
 
     version = run("snapshot_active_version")
     version_id = None
@@ -234,7 +254,7 @@ def load_snapshot(
         version_id=version_id,
         product_ids=product_ids,
         product_index=index,
-        names=[r["name"] or r["id"] for r in products],
+        names=names,
         active=np.array([r["active"] is not False for r in products], dtype=bool),
         on_hand=on_hand,
         lead_time_days=lead,
@@ -258,6 +278,7 @@ def load_snapshot(
         category_names={r["id"]: r["name"] or r["id"] for r in categories},
         bought_at=bought_at,
         neighbours=copurchase_neighbours(copurchase_counts(bought, n), popularity),
+        paths=path_index,
     )
 
 

@@ -1,10 +1,13 @@
-"""Explanation paths read from a real Neo4j: every path re-checked with a MATCH, short, diverse,
-privacy-safe, and scored as a merchandiser would expect (recent and niche first)."""
+"""Explanation paths from a real Neo4j, read with the bounded Cypher queries and from the
+serving snapshot's in-memory index (every test runs with both): every path re-checked with a
+MATCH, short, diverse, privacy-safe, and scored as a merchandiser would expect (recent and niche
+first)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import neo4j
 import pytest
@@ -32,6 +35,7 @@ from recommender.explain import (
     PathRelationship,
     verify_path,
 )
+from recommender.snapshot import load_snapshot
 from tests.graph.test_ingest import TINY_SHOP, ingest
 
 pytestmark = pytest.mark.integration
@@ -106,8 +110,39 @@ def shop(graph: neo4j.Driver, settings: Settings, tmp_path: Path) -> neo4j.Drive
     return graph
 
 
-def explainer(driver: neo4j.Driver, settings: Settings, per_item: int = 3) -> Explainer:
-    return Explainer(driver, settings.neo4j.database, per_item=per_item, now=lambda: NOW)
+class Explaining:
+    """An `Explainer` whose paths come from the graph or from a serving snapshot's index; the
+    snapshot is loaded at each call, as the API reloads it after a change."""
+
+    def __init__(self, ex: Explainer, driver: neo4j.Driver, database: str, source: str) -> None:
+        self.ex, self.driver, self.database, self.source = ex, driver, database, source
+
+    def _source(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.source == "snapshot":
+            kwargs["source"] = load_snapshot(self.driver, database=self.database).paths
+        return kwargs
+
+    def for_customer(
+        self, customer: str, items: list[str], **kwargs: Any
+    ) -> dict[str, list[PathExplanation]]:
+        return self.ex.for_customer(customer, items, **self._source(kwargs))
+
+    def for_anchors(
+        self, anchors: list[str], items: list[str], **kwargs: Any
+    ) -> dict[str, list[PathExplanation]]:
+        return self.ex.for_anchors(anchors, items, **self._source(kwargs))
+
+
+@pytest.fixture(params=["graph", "snapshot"])
+def source(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def explainer(
+    driver: neo4j.Driver, settings: Settings, source: str, per_item: int = 3
+) -> Explaining:
+    ex = Explainer(driver, settings.neo4j.database, per_item=per_item, now=lambda: NOW)
+    return Explaining(ex, driver, settings.neo4j.database, source)
 
 
 def opt_out(driver: neo4j.Driver, settings: Settings, customer_id: str) -> None:
@@ -144,14 +179,14 @@ def by_kind(paths: list[PathExplanation]) -> dict[str, list[PathExplanation]]:
 
 
 def test_customer_paths_exist_are_short_diverse_and_readable(
-    shop: neo4j.Driver, settings: Settings
+    shop: neo4j.Driver, settings: Settings, source: str
 ) -> None:
-    found = explainer(shop, settings).for_customer("K1", [*ITEMS, "UNKNOWN"])
+    found = explainer(shop, settings, source).for_customer("K1", [*ITEMS, "UNKNOWN"])
     assert set(found) == set(ITEMS) | {"UNKNOWN"} and found["UNKNOWN"] == []
     paths = check_all(shop, settings, found, 3)
     assert all(p.nodes[0] == PathNode("Customer", "K1", THIS_CUSTOMER) for p in paths)
     # Diversity: an item repeats a kind only when no other kind is left.
-    everything = explainer(shop, settings, per_item=20).for_customer("K1", ITEMS)
+    everything = explainer(shop, settings, source, per_item=20).for_customer("K1", ITEMS)
     for item, item_paths in found.items():
         available = {p.kind for p in everything.get(item, [])}
         assert len({p.kind for p in item_paths}) == min(3, len(available))
@@ -198,9 +233,9 @@ def test_customer_paths_exist_are_short_diverse_and_readable(
 
 
 def test_every_kind_is_found_and_verified_with_many_paths_per_item(
-    shop: neo4j.Driver, settings: Settings
+    shop: neo4j.Driver, settings: Settings, source: str
 ) -> None:
-    found = explainer(shop, settings, per_item=20).for_customer("K1", ITEMS)
+    found = explainer(shop, settings, source, per_item=20).for_customer("K1", ITEMS)
     paths = check_all(shop, settings, found, 20)
     kinds = {p.kind for p in paths}
     assert kinds >= {
@@ -228,9 +263,9 @@ def test_every_kind_is_found_and_verified_with_many_paths_per_item(
 
 
 def test_niche_category_and_recent_purchase_score_higher(
-    shop: neo4j.Driver, settings: Settings
+    shop: neo4j.Driver, settings: Settings, source: str
 ) -> None:
-    found = explainer(shop, settings, per_item=20).for_customer("K1", ["PEN2", "PAP2"])
+    found = explainer(shop, settings, source, per_item=20).for_customer("K1", ["PEN2", "PAP2"])
     categories = {p.nodes[2].id: p for p in found["PEN2"] if p.kind == BOUGHT_SAME_CATEGORY}
     # Same purchase (PEN1 on 2024-06-01) reaches both: 2 products beat 9.
     assert set(categories) == {"pens", "office"}
@@ -247,8 +282,10 @@ def test_niche_category_and_recent_purchase_score_higher(
     assert recent.score > old.score
 
 
-def test_agreement_with_the_model_reorders_paths(shop: neo4j.Driver, settings: Settings) -> None:
-    ex = explainer(shop, settings, per_item=20)
+def test_agreement_with_the_model_reorders_paths(
+    shop: neo4j.Driver, settings: Settings, source: str
+) -> None:
+    ex = explainer(shop, settings, source, per_item=20)
     plain = ex.for_customer("K1", ["BAG2"])["BAG2"]
     # The model disagrees with BAG1 -> BAG2 and agrees with PEN1 -> BAG2.
     scores = {"BAG1": 0.0, "PEN1": 1.0}
@@ -261,8 +298,10 @@ def test_agreement_with_the_model_reorders_paths(shop: neo4j.Driver, settings: S
     assert score_of(tilted, BOUGHT_SAME_CATEGORY) < score_of(plain, BOUGHT_SAME_CATEGORY)
 
 
-def test_an_opted_out_co_buyer_never_appears(shop: neo4j.Driver, settings: Settings) -> None:
-    ex = explainer(shop, settings, per_item=20)
+def test_an_opted_out_co_buyer_never_appears(
+    shop: neo4j.Driver, settings: Settings, source: str
+) -> None:
+    ex = explainer(shop, settings, source, per_item=20)
     before = ex.for_customer("K1", ["NOTE1"])
     assert any(n.id == "K4" for p in before["NOTE1"] for n in p.nodes)  # the case is real
     anchors_before = ex.for_anchors(["PAP1"], ["NOTE1"])
@@ -292,16 +331,20 @@ def test_an_opted_out_co_buyer_never_appears(shop: neo4j.Driver, settings: Setti
                 assert node.name == ANOTHER_CUSTOMER
 
 
-def test_an_opted_out_customer_gets_no_paths(shop: neo4j.Driver, settings: Settings) -> None:
-    ex = explainer(shop, settings)
+def test_an_opted_out_customer_gets_no_paths(
+    shop: neo4j.Driver, settings: Settings, source: str
+) -> None:
+    ex = explainer(shop, settings, source)
     assert any(ex.for_customer("K5", ["PEN1", "PEN2", "BAG2"]).values())  # paths exist
     opt_out(shop, settings, "K5")
     assert ex.for_customer("K5", ["PEN1", "PEN2", "BAG2"]) == {"PEN1": [], "PEN2": [], "BAG2": []}
     assert ex.for_customer("nobody", ["PEN1"]) == {"PEN1": []}
 
 
-def test_anchor_paths(shop: neo4j.Driver, settings: Settings) -> None:
-    found = explainer(shop, settings).for_anchors(["PEN1"], ["PEN2", "BAG2", "CASE1", "PEN1"])
+def test_anchor_paths(shop: neo4j.Driver, settings: Settings, source: str) -> None:
+    found = explainer(shop, settings, source).for_anchors(
+        ["PEN1"], ["PEN2", "BAG2", "CASE1", "PEN1"]
+    )
     paths = check_all(shop, settings, found, 3)
     assert all(p.nodes[0].id == "PEN1" for p in paths)
     assert found["PEN1"] == []  # an anchor does not explain itself
@@ -323,9 +366,11 @@ def test_anchor_paths(shop: neo4j.Driver, settings: Settings) -> None:
     ]
 
 
-def test_verify_path_rejects_paths_not_in_the_graph(shop: neo4j.Driver, settings: Settings) -> None:
+def test_verify_path_rejects_paths_not_in_the_graph(
+    shop: neo4j.Driver, settings: Settings, source: str
+) -> None:
     db = settings.neo4j.database
-    path = explainer(shop, settings).for_customer("K1", ["PEN2"])["PEN2"][0]
+    path = explainer(shop, settings, source).for_customer("K1", ["PEN2"])["PEN2"][0]
     assert verify_path(shop, db, path)
     me = PathNode("Customer", "K1", THIS_CUSTOMER)
     pen2 = PathNode("Product", "PEN2", "Red Ink Pen")
@@ -355,9 +400,9 @@ def test_verify_path_rejects_paths_not_in_the_graph(shop: neo4j.Driver, settings
     assert verify_path(shop, db, right_date)
 
 
-def test_tiny_shop_paths_all_verify(graph: neo4j.Driver, settings: Settings) -> None:
+def test_tiny_shop_paths_all_verify(graph: neo4j.Driver, settings: Settings, source: str) -> None:
     ingest(graph, settings, TINY_SHOP)
-    ex = explainer(graph, settings)
+    ex = explainer(graph, settings, source)
     found = ex.for_customer("C1", ["P2", "P4", "P5"])
     check_all(graph, settings, found, 3)
     assert {p.kind for p in found["P2"]} == {BOUGHT_SAME_CATEGORY, BOUGHT_SAME_BRAND}
