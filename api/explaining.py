@@ -12,6 +12,7 @@ from typing import Any
 
 import neo4j
 from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+from starlette.concurrency import run_in_threadpool
 
 from api.schemas import PathOut
 from graph.errors import GraphUnavailable
@@ -67,6 +68,21 @@ class Explanations:
             product: [PathOut.model_validate(path, from_attributes=True) for path in paths]
             for product, paths in raw.items()
         }, False
+
+    async def storefront(
+        self,
+        call: Callable[[Engine, Any, Sequence[Item], int | None], Found],
+        engine: Engine,
+        origin: Any,
+        items: Sequence[Item],
+        paths: int | None,
+    ) -> Found:
+        """A storefront list's paths (`for_customer` or `for_anchors`): on the event loop from
+        the snapshot's index (about 1.5 ms of CPU for 10 items, cheaper than a thread hand-off),
+        in a worker thread when they come from the graph (a network round trip)."""
+        if self._index(engine) is not None:
+            return call(engine, origin, items, paths)
+        return await run_in_threadpool(call, engine, origin, items, paths)
 
     def _index(self, engine: Engine) -> PathSource | None:
         """The snapshot's path index for storefront lists, None to read the graph."""

@@ -238,7 +238,7 @@ async def _product_page(
     _known_product(state, product_id)
     engine = state.engine
     items = surface_of(engine, product_id, k, filters=filters)
-    found, degraded = await run_in_threadpool(
+    found, degraded = await explanations.storefront(
         explanations.for_anchors, engine, [product_id], items, paths
     )
     return _answer(state, metrics, "product", items, found, degraded, anchors=[product_id])
@@ -274,7 +274,7 @@ async def customer_recommendations(
     experiment runs on the surface, the customer's variant builds the list (`experiment`)."""
     engine, assignment = state.route(customer_id, surface)
     items = engine.recommend(customer_id, k, surface=surface, filters=filters)
-    found, degraded = await run_in_threadpool(
+    found, degraded = await explanations.storefront(
         explanations.for_customer, engine, customer_id, items, paths
     )
     return _answer(
@@ -358,7 +358,7 @@ async def cart_cross_sell(
         _known_product(state, product_id)
     engine, assignment = state.route(cart.customer_id, "cart")
     items = engine.cart(cart.product_ids, cart.k, customer_id=cart.customer_id, filters=filters)
-    found, degraded = await run_in_threadpool(
+    found, degraded = await explanations.storefront(
         explanations.for_anchors, engine, cart.product_ids, items, cart.paths
     )
     return _answer(

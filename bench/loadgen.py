@@ -1,6 +1,13 @@
-"""A small HTTP load generator (its own process): N keep-alive connections on asyncio streams,
-each sending GETs back to back from a list of paths for a fixed time; prints one JSON line with
-the latency percentiles, throughput and errors.
+"""A small HTTP load generator (its own process): N keep-alive connections on asyncio streams
+sending GETs from a list of paths for a fixed time; prints one JSON line with the latency
+percentiles, throughput and errors.
+
+Closed loop (default): each connection sends its next request as soon as the last answer
+arrived, so the throughput is the server's capacity and the latency follows from it (with N
+connections, mean latency = N / throughput). Open loop (`--rate R`): requests are due at a
+fixed rate R, whatever the server does, and the N connections take them in turn; a request's
+latency counts from when it was due, so time spent waiting for a free connection is included
+(no coordinated omission).
 
 Raw HTTP/1.1 on asyncio streams instead of an HTTP client library: on a 2-core machine the
 generator shares the CPU with the server, so it must cost as little per request as possible.
@@ -29,6 +36,7 @@ async def _client(
     latencies: list[float],
     errors: dict[str, int],
     seed: int,
+    schedule: _Schedule | None = None,
 ) -> None:
     rng = random.Random(seed)
     reader, writer = await asyncio.open_connection(host, port)
@@ -40,6 +48,12 @@ async def _client(
                 "Connection: keep-alive\r\n\r\n"
             ).encode()
             started = time.perf_counter()
+            if schedule is not None:
+                started = schedule.next_due()
+                if started >= stop_at:
+                    break
+                if started > time.perf_counter():
+                    await asyncio.sleep(started - time.perf_counter())
             writer.write(request)
             await writer.drain()
             status_line = await reader.readline()
@@ -72,16 +86,35 @@ async def _client(
         writer.close()
 
 
+class _Schedule:
+    """Due times at a fixed rate, handed out in order to whichever connection is free."""
+
+    def __init__(self, began: float, rate: float) -> None:
+        self.began, self.rate, self.n = began, rate, 0
+
+    def next_due(self) -> float:
+        due = self.began + self.n / self.rate
+        self.n += 1
+        return due
+
+
 async def run(
-    host: str, port: int, key: str, paths: list[str], concurrency: int, seconds: float
+    host: str,
+    port: int,
+    key: str,
+    paths: list[str],
+    concurrency: int,
+    seconds: float,
+    rate: float | None = None,
 ) -> dict[str, object]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     began = time.perf_counter()
     stop_at = began + seconds
+    schedule = None if rate is None else _Schedule(began, rate)
     await asyncio.gather(
         *(
-            _client(host, port, key, paths, stop_at, latencies, errors, seed)
+            _client(host, port, key, paths, stop_at, latencies, errors, seed, schedule)
             for seed in range(concurrency)
         )
     )
@@ -96,6 +129,7 @@ async def run(
         "p90_ms": round(float(np.percentile(ms, 90)), 2) if len(ms) else None,
         "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
         "concurrency": concurrency,
+        "offered_rps": rate,
     }
 
 
@@ -107,9 +141,14 @@ def main() -> None:
     parser.add_argument("--paths", type=Path, required=True, help="One request path per line.")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--rate", type=float, help="Open loop: requests due per second (default: closed loop)."
+    )
     args = parser.parse_args()
     paths = [p for p in args.paths.read_text().splitlines() if p]
-    result = asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency, args.seconds))
+    result = asyncio.run(
+        run(args.host, args.port, args.key, paths, args.concurrency, args.seconds, args.rate)
+    )
     print(json.dumps(result), flush=True)
 
 

@@ -10,10 +10,12 @@ Run:
    local Neo4j; kg-gnn trained with the latest 28 days held out as the test period (validation
    the 28 before; refit on training + validation), registered and activated. Reruns skip what
    is already there.
-2. Starts the API (`kgrec serve`, one process) and a load generator in a second process
+2. Starts the API (`kgrec serve --workers 2`) and a load generator in a second process
    (bench/loadgen.py) with 16 keep-alive connections on loopback, over the test-period
-   customers: the customer top-10 with 3 paths per item, then without paths. The API's RSS
-   is read after the load.
+   customers: the customer top-10 with 3 paths per item, then without paths; each first in a
+   closed loop (capacity: requests/s with 16 clients sending back to back), then in an open
+   loop at the target rate (200/s with paths, 1,000/s without; latency counted from when each
+   request was due). The API's RSS is read after each load.
 3. The canonical pure-Cypher co-purchase query ("customers who bought what you bought also
    bought", through the Python driver, 16 threads) on the same customers.
 4. NDCG@10 on the test period for both, with the evaluator of gnn/evaluate.py: the served
@@ -264,7 +266,15 @@ def cypher_load(
     }
 
 
-def loadgen(port: int, key: str, paths: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+def loadgen(
+    port: int,
+    key: str,
+    paths: Path,
+    concurrency: int,
+    seconds: float,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """bench/loadgen.py in its own process: closed loop, or open loop at `rate`."""
     out = subprocess.run(
         [
             sys.executable,
@@ -280,6 +290,7 @@ def loadgen(port: int, key: str, paths: Path, concurrency: int, seconds: float) 
             str(concurrency),
             "--seconds",
             str(seconds),
+            *([] if rate is None else ["--rate", str(rate)]),
         ],
         capture_output=True,
         text=True,
@@ -297,6 +308,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (kgrec serve).")
+    parser.add_argument(
+        "--rate-paths", type=float, default=200, help="Open-loop rate of lists with paths."
+    )
+    parser.add_argument(
+        "--rate-plain", type=float, default=1000, help="Open-loop rate of lists without paths."
+    )
     parser.add_argument(
         "--customers", type=int, default=2000, help="Test customers the load draws from."
     )
@@ -338,16 +355,24 @@ def main() -> None:
         server.start()
         try:
             server.wait_ready(timeout=300)
-            for label, extra in (("with 3 paths", "paths=3"), ("without paths", "paths=0")):
+            surfaces = (
+                ("with 3 paths", "paths=3", args.rate_paths),
+                ("without paths", "paths=0", args.rate_plain),
+            )
+            for label, extra, rate in surfaces:
                 paths_file.write_text(
                     "\n".join(f"/v1/customers/{c}/recommendations?k=10&{extra}" for c in customers)
                 )
                 loadgen(args.api_port, key, paths_file, args.concurrency, 5)  # warm-up
-                result = loadgen(args.api_port, key, paths_file, args.concurrency, args.seconds)
-                result["api_rss_mib"] = round(server.rss_mib())
-                result["workers"] = args.workers
-                report[f"api {label}"] = result
-                print(label, json.dumps(result), flush=True)
+                # Capacity (closed loop), then latency at the target rate (open loop).
+                for name, at in ((label, None), (f"{label} at {rate:g}/s", rate)):
+                    result = loadgen(
+                        args.api_port, key, paths_file, args.concurrency, args.seconds, at
+                    )
+                    result["api_rss_mib"] = round(server.rss_mib())
+                    result["workers"] = args.workers
+                    report[f"api {name}"] = result
+                    print(name, json.dumps(result), flush=True)
         finally:
             server.stop()
         report["cypher co-purchase"] = cypher_load(

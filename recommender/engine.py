@@ -413,7 +413,8 @@ class Engine:
         a, b = snap.product_index.get(product_a), snap.product_index.get(product_b)
         if vectors is None or a is None or b is None:
             return 0.0
-        norm = float(np.linalg.norm(vectors[a]) * np.linalg.norm(vectors[b]))
+        norms = snap.product_norms  # computed once per snapshot
+        norm = float(norms[a] * norms[b])
         return 0.0 if norm == 0 else max(0.0, min(1.0, float(vectors[a] @ vectors[b]) / norm))
 
     # -- why not ----------------------------------------------------------------------------

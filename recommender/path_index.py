@@ -24,7 +24,8 @@ with a Cypher MATCH (`recommender.explain.verify_path`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,7 @@ class PathIndex:
     act_type: np.ndarray  # index into INTERACTIONS
     act_count: np.ndarray
     act_ms: np.ndarray
-    act_value: list[Any]  # the rating value of RATED rows (None otherwise)
+    act_value: Mapping[int, Any]  # the rating value of RATED rows, by position
     link_ptr: np.ndarray
     link_node: np.ndarray
     link_relation: list[str | None]
@@ -223,7 +224,7 @@ class PathIndex:
                         "type": INTERACTIONS[self.act_type[a]],
                         "count": int(self.act_count[a]) if self.act_count[a] >= 0 else None,
                         "last_ms": int(self.act_ms[a]) if self.act_ms[a] >= 0 else None,
-                        "value": self.act_value[a],
+                        "value": self.act_value.get(a),
                     }
                 )
         return out
@@ -475,6 +476,32 @@ class PathIndex:
 # -- loading -------------------------------------------------------------------------------------
 
 
+class Purchases:
+    """What customers bought, collected row by row while the snapshot streams its purchases:
+    flat typed buffers (no Python object per purchase), turned into the index's arrays."""
+
+    def __init__(self) -> None:
+        self.owner = array("q")
+        self.product = array("i")
+        self.ms = array("q")
+        self.count = array("i")
+
+    def add(self, customer: int, rows: Iterable[tuple[int, int | None, int | None]]) -> None:
+        """One customer's purchases: (product index, last ms, count)."""
+        for product, ms, count in rows:
+            self.owner.append(customer)
+            self.product.append(product)
+            self.ms.append(ms or 0)
+            self.count.append(count or 1)
+
+
+def stream(driver: neo4j.Driver, database: str, name: str) -> Iterator[neo4j.Record]:
+    """A query's records one at a time (never all in memory at once: a million small lists
+    would fragment the heap long after they are gone)."""
+    with driver.session(database=database, default_access_mode=neo4j.READ_ACCESS) as session:
+        yield from session.run(load_cypher("recommender", name))
+
+
 def load_path_index(
     driver: neo4j.Driver,
     *,
@@ -486,35 +513,16 @@ def load_path_index(
     customer_index: Mapping[str, int],
     personalization: Sequence[bool | None],
     segment_property: Sequence[str | None],
-    purchases: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+    purchases: Purchases,
 ) -> PathIndex:
-    """Builds the index from the snapshot's own reads (products, customers, purchases as
-    (customer, [[product, last ms, count], ...])) plus three of its own: the customers' other
-    interactions, the products' links with their nodes' degrees, the segments."""
-
-    def run(name: str) -> list[neo4j.Record]:
-        return driver.execute_query(load_cypher("recommender", name), database_=database).records
-
+    """Builds the index from the snapshot's own reads (products, customers, purchases) plus
+    three of its own: the customers' other interactions, the products' links with their nodes'
+    degrees, the segments."""
     n_products, n_customers = len(product_ids), len(customer_ids)
-    owners: list[int] = []
-    bought: list[int] = []
-    when: list[int] = []
-    counts: list[int] = []
-    for customer, rows in purchases:
-        c = customer_index.get(customer)
-        if c is None:
-            continue
-        for p, t, k in rows:
-            i = product_index.get(p)
-            if i is not None:
-                owners.append(c)
-                bought.append(i)
-                when.append(t or 0)
-                counts.append(k or 1)
-    own = np.array(owners, dtype=np.int64)
-    prod = np.array(bought, dtype=np.int32)
-    ms = np.array(when, dtype=np.int64)
-    cnt = np.array(counts, dtype=np.int32)
+    own = np.frombuffer(purchases.owner, dtype=np.int64).copy()
+    prod = np.frombuffer(purchases.product, dtype=np.int32).copy()
+    ms = np.frombuffer(purchases.ms, dtype=np.int64).copy()
+    cnt = np.frombuffer(purchases.count, dtype=np.int32).copy()
     # Per customer sorted by product; per product sorted by time, newest first.
     by_customer = np.lexsort((prod, own))
     buy_ptr = np.zeros(n_customers + 1, dtype=np.int64)
@@ -523,13 +531,10 @@ def load_path_index(
     buyer_ptr = np.zeros(n_products + 1, dtype=np.int64)
     np.cumsum(np.bincount(prod, minlength=n_products), out=buyer_ptr[1:])
 
-    act_owner: list[int] = []
-    act_product: list[int] = []
-    act_type: list[int] = []
-    act_count: list[int] = []
-    act_ms: list[int] = []
-    values: list[Any] = []
-    for r in run("paths_index_interactions"):
+    act_owner, act_product, act_type = array("q"), array("i"), array("b")
+    act_count, act_ms = array("q"), array("q")
+    values: dict[int, Any] = {}  # ratings, by position
+    for r in stream(driver, database, "paths_index_interactions"):
         c = customer_index.get(r["customer"])
         if c is None:
             continue
@@ -537,21 +542,28 @@ def load_path_index(
             i = product_index.get(p)
             if i is None:
                 continue
+            if kind == "RATED" and v is not None:
+                values[len(act_owner)] = v
             act_owner.append(c)
             act_product.append(i)
             act_type.append(INTERACTIONS.index(kind))
             act_count.append(-1 if k is None else int(k))
             act_ms.append(-1 if t is None else int(t))
-            values.append(v if kind == "RATED" else None)
     act_ptr, a_product, a_type, a_count, a_ms, a_order = _csr(
-        np.array(act_owner, dtype=np.int64),
+        np.frombuffer(act_owner, dtype=np.int64),
         n_customers,
-        np.array(act_product, dtype=np.int32),
-        np.array(act_type, dtype=np.int8),
-        np.array(act_count, dtype=np.int64),
-        np.array(act_ms, dtype=np.int64),
-        np.arange(len(values)),
+        np.frombuffer(act_product, dtype=np.int32),
+        np.frombuffer(act_type, dtype=np.int8),
+        np.frombuffer(act_count, dtype=np.int64),
+        np.frombuffer(act_ms, dtype=np.int64),
+        np.arange(len(act_owner)),
     )
+    moved = np.empty(len(act_owner), dtype=np.int64)
+    moved[a_order] = np.arange(len(act_owner))
+    ratings = {int(moved[at]): v for at, v in values.items()}
+
+    def run(name: str) -> list[neo4j.Record]:
+        return driver.execute_query(load_cypher("recommender", name), database_=database).records
 
     nodes: list[SharedNode] = []
     node_via: list[int] = []
@@ -617,7 +629,7 @@ def load_path_index(
         act_type=a_type,
         act_count=a_count,
         act_ms=a_ms,
-        act_value=[values[i] for i in a_order.tolist()],
+        act_value=ratings,
         link_ptr=link_ptr,
         link_node=l_node,
         link_relation=[relations[i] for i in l_order.tolist()],

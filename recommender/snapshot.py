@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.cypher import load_cypher
-from recommender.path_index import PathIndex, load_path_index
+from recommender.path_index import PathIndex, Purchases, load_path_index, stream
 
 
 @dataclass(frozen=True)
@@ -215,19 +215,22 @@ def load_snapshot(
     bought: dict[str, np.ndarray] = {}
     bought_at: dict[str, np.ndarray] = {}
     segment_popularity: dict[str, np.ndarray] = {}
-    purchases = run("snapshot_purchases")
-    for r in purchases:
-        pairs = [(index[p], t) for p, t, _ in r["bought"] if p in index]
-        items = np.array([p for p, _ in pairs], dtype=np.int64)
+    flat = Purchases() if paths else None
+    for r in stream(driver, database, "snapshot_purchases"):
+        pairs = [(index[p], t, k) for p, t, k in r["bought"] if p in index]
+        c = customer_index.get(r["customer"])
+        if flat is not None and c is not None:
+            flat.add(c, pairs)
+        items = np.array([p for p, _, _ in pairs], dtype=np.int64)
         bought[r["customer"]] = items
-        bought_at[r["customer"]] = np.array([t or 0 for _, t in pairs], dtype=np.int64)
+        bought_at[r["customer"]] = np.array([t or 0 for _, t, _ in pairs], dtype=np.int64)
         seg = segment.get(r["customer"])
         if seg is not None:
             counts = segment_popularity.setdefault(seg, np.zeros(n))
             counts[items] += 1
     names = [r["name"] or r["id"] for r in products]
     path_index = None
-    if paths:
+    if flat is not None:
         path_index = load_path_index(
             driver,
             database=database,
@@ -238,9 +241,8 @@ def load_snapshot(
             customer_index=customer_index,
             personalization=[r["personalization"] for r in customers],
             segment_property=[r["segment"] for r in customers],
-            purchases=[(r["customer"], r["bought"]) for r in purchases],
+            purchases=flat,
         )
-    del purchases
 
     version = run("snapshot_active_version")
     version_id = None
