@@ -7,6 +7,7 @@ one is built, and a failed reload (Neo4j down) keeps the last good one.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -27,6 +28,16 @@ from recommender.snapshot import ServingSnapshot, load_snapshot
 logger = logging.getLogger(__name__)
 
 GRAPH_ERRORS = (ServiceUnavailable, SessionExpired, Neo4jError, OSError)
+
+
+def _settle_heap() -> None:
+    """After a snapshot swap: collects the old snapshot's cycles, then moves every surviving
+    object to the collector's permanent generation (`gc.freeze`). A snapshot is millions of
+    long-lived objects; left in the tracked generations, each full collection walks them all,
+    a pause of 100-250 ms in the middle of requests (measured on the 1M-line shop). Frozen
+    objects are still freed by reference counting when the next snapshot replaces them."""
+    gc.collect()
+    gc.freeze()
 
 
 class SnapshotNotReady(Exception):
@@ -120,6 +131,7 @@ class ServingState:
                 self._apply_weights(self._engine)
             self._fingerprint = fingerprint
             self.reloads += 1
+            _settle_heap()
             self.last_error = None
             logger.info(
                 "serving snapshot loaded in %.1f s: %d products, %d customers, model %s",
