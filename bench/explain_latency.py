@@ -6,7 +6,7 @@ synthetic shop, e.g. the issue's 50k customers / 10k products / ~1M order lines:
     .venv/bin/kgrec generate --out /tmp/shop --customers 50000 --products 10000 --days 365 --seed 1
     .venv/bin/kgrec ingest /tmp/shop --batch-size 10000       # about 4-6 min on 2 cores
     .venv/bin/python -m bench.explain_latency [--customers 300] [--items 10] [--per-item 3]
-                                              [--clients 1] [--seed 1]
+                                              [--clients 1] [--seed 1] [--source graph]
 
 Each of `--customers` random customers with purchases asks for `--items` items: half from
 the categories of their purchases (not bought: the paths a personal list needs), half among
@@ -14,6 +14,8 @@ the 200 most bought products (the worst case for co-buyer patterns). `for_custom
 per request (one Cypher round trip plus scoring and sentences), after 30 warm-up requests;
 then `for_anchors` with one bought product as the anchor. Prints p50/p95/p99 in ms, the paths
 found per item, and with `--clients N` the throughput of N threads sharing one driver.
+`--source snapshot` answers from the serving snapshot's in-memory path index instead (loaded
+first, its load time printed), as storefront lists do.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from graph.cypher import load_cypher
 from graph.driver import open_driver
 from graph.settings import load_settings
 from recommender.explain import Explainer
+from recommender.snapshot import load_snapshot
 
 
 def percentiles(ms: list[float]) -> str:
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--per-item", type=int, default=3)
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--source", choices=["graph", "snapshot"], default="graph")
     args = parser.parse_args()
     settings = load_settings()
     database = settings.neo4j.database
@@ -88,10 +92,15 @@ def main() -> None:
                     items.append(pid)
             requests.append((r["customer_id"], items, rng.choice(r["bought"])))
 
+        index = None
+        if args.source == "snapshot":
+            began = time.perf_counter()
+            index = load_snapshot(driver, database=database).paths
+            print(f"snapshot and path index loaded in {time.perf_counter() - began:.1f} s")
         explainer = Explainer(driver, database, per_item=args.per_item)
         for label, call in (
-            ("for_customer", lambda req: explainer.for_customer(req[0], req[1])),
-            ("for_anchors", lambda req: explainer.for_anchors([req[2]], req[1])),
+            ("for_customer", lambda req: explainer.for_customer(req[0], req[1], source=index)),
+            ("for_anchors", lambda req: explainer.for_anchors([req[2]], req[1], source=index)),
         ):
             run(label, call, requests, args.clients)
 

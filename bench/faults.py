@@ -4,8 +4,9 @@ Scenarios (`--scenario`):
 
 * `neo4j-restart`: the API serves a mixed open-loop load (customer lists with paths, and
   purchase events); Neo4j is stopped (SIGTERM, or SIGKILL with `--kill`) for `--down-s`
-  seconds and started again. Expected: lists keep succeeding (`degraded: true` from the
-  snapshot while the graph is down), every acknowledged event reaches the graph exactly once.
+  seconds and started again. Expected: lists keep succeeding (from the snapshot, with paths
+  from its index; `degraded: true` without paths with `KGREC_EXPLANATION_SOURCE=graph`), every
+  acknowledged event reaches the graph exactly once.
 * `api-kill`: the same load; the whole API (its process group, every worker) is SIGKILLed with
   requests and events in flight, and started again after `--down-s` seconds. Expected: every
   event acknowledged with 202 before the kill is in the graph exactly once; requests that failed

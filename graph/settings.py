@@ -98,8 +98,9 @@ class AppSettings(BaseSettings):
         2.0,
         gt=0,
         le=60,
-        description="Deadline of one list's path read in Neo4j; past it the list goes out "
-        "without paths (`degraded: true`) and paths pause for 2 s.",
+        description="Deadline of one path read in Neo4j (merchandiser routes, or every list "
+        "with `KGREC_EXPLANATION_SOURCE=graph`); past it the answer goes out without paths "
+        "(`degraded: true`) and graph path reads pause for 2 s.",
     )
     served_sample_rate: float = Field(
         0.1,

@@ -1,8 +1,10 @@
 """Explanation paths: up to N typed graph paths (at most 4 hops) from a customer, or from anchor
 products (product page, cart), to each recommended item, scored, diversified and put in words.
 
-The paths of a whole list come from one bounded Cypher round trip (`paths_customer.cypher`,
-`paths_anchors.cypher`); scoring, diversity and sentences are plain Python.
+The candidate paths of a whole list come from one bounded Cypher round trip
+(`paths_customer.cypher`, `paths_anchors.cypher`), or from a `PathSource` giving the same rows
+without one (the serving snapshot's `recommender.path_index.PathIndex`); scoring, diversity and
+sentences are plain Python, the same for both.
 
 Score of a path, in [0, 1]::
 
