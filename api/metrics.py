@@ -45,7 +45,8 @@ class Metrics:
         )
         self.degraded = Counter(
             "kgrec_degraded_responses_total",
-            "Responses served without paths because Neo4j could not be read.",
+            "Responses served while Neo4j could not be read (from the last snapshot; paths that "
+            "needed a graph read left out).",
             registry=self.registry,
         )
         self.events = Counter(

@@ -200,6 +200,9 @@ def _answer(
             experiment_id=assignment.experiment_id if assignment else None,
             variant=assignment.variant if assignment else None,
         )
+    # Neo4j unreachable: the list comes from the last snapshot, which cannot be refreshed
+    # (its paths, from the snapshot's index, are still there).
+    degraded = degraded or state.graph_down
     if degraded:
         metrics.degraded.inc()
     answer = RecommendationList(

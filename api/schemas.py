@@ -168,7 +168,9 @@ class RecommendationList(BaseModel):
     model_version: str | None = Field(description="The active model version that scored it.")
     fallback: bool = Field(description="True when no item is personal (or similar/co-bought).")
     degraded: bool = Field(
-        False, description="True when Neo4j could not be read: paths are left out."
+        False,
+        description="True when Neo4j could not be read: the list comes from the last serving "
+        "snapshot (paths from its index are kept; paths that needed a graph read are left out).",
     )
     generated_at: datetime
     list_id: str | None = Field(

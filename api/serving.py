@@ -40,6 +40,43 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+class GraphProbe:
+    """Whether Neo4j answered lately, for requests to read without I/O: a background thread
+    checks connectivity every `every_s` seconds. Lists served while it is down are marked
+    `degraded` (they come from the last snapshot, which cannot be refreshed)."""
+
+    def __init__(self, driver: neo4j.Driver, every_s: float = 2.0) -> None:
+        self.driver = driver
+        self.every_s = every_s
+        self.down = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> bool:
+        """One connectivity check now; True when Neo4j answered."""
+        try:
+            self.driver.verify_connectivity()
+        except GRAPH_ERRORS:
+            self.down = True
+            return False
+        self.down = False
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kgrec-graph-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.check()
+            self._stopping.wait(self.every_s)
+
+
 class SnapshotNotReady(Exception):
     """No serving snapshot could be loaded yet (Neo4j unreachable since start-up)."""
 
@@ -69,6 +106,12 @@ class ServingState:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.probe = GraphProbe(driver)
+
+    @property
+    def graph_down(self) -> bool:
+        """Neo4j did not answer the latest connectivity check (lists are then `degraded`)."""
+        return self.probe.down
 
     @property
     def engine(self) -> Engine:
@@ -187,8 +230,10 @@ class ServingState:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="kgrec-snapshot", daemon=True)
         self._thread.start()
+        self.probe.start()
 
     def stop(self) -> None:
+        self.probe.stop()
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:

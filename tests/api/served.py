@@ -55,6 +55,12 @@ class Shop:
         records = self.driver.execute_query(cypher, params, database_=self.db).records
         return [dict(r) for r in records]
 
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"gave up waiting for {what}"
+            time.sleep(0.2)
+
 
 @dataclass
 class Served:

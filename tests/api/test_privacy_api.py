@@ -37,12 +37,6 @@ class PrivateShop(Shop):
         )
         return [str(r["id"]) for r in rows]
 
-    def wait_for(self, condition: object, what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not callable(condition) or not condition():
-            assert time.monotonic() < deadline, f"gave up waiting for {what}"
-            time.sleep(0.2)
-
     def list_of(self, customer: str) -> dict[str, object]:
         answer = self.get(f"/v1/customers/{customer}/recommendations", role="storefront")
         assert answer.status_code == 200, answer.text

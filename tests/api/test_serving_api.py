@@ -410,7 +410,7 @@ def test_served_lists_are_written_back_as_was_recommended(shop: Shop) -> None:
     assert rows == expected
 
 
-def test_neo4j_down_mid_stream_events_kept_paths_from_the_snapshot_then_all_shipped_once(
+def test_neo4j_down_mid_stream_events_kept_lists_degraded_then_all_shipped_once(
     shop: Shop, settings: Settings
 ) -> None:
     """Runs last in this module: it stops the session's Neo4j and starts it again."""
@@ -442,11 +442,18 @@ def test_neo4j_down_mid_stream_events_kept_paths_from_the_snapshot_then_all_ship
         ready = shop.get("/readyz", role=None).json()
         assert ready["status"] == "degraded" and ready["neo4j"] == "unreachable"
         assert ready["events_pending"] > 0
-        # Storefront lists keep their paths (the snapshot's index); the merchandiser's
-        # explanation, read from the graph, goes out degraded.
+
+        # Storefront lists come from the snapshot, marked degraded once the probe sees Neo4j
+        # down, and keep their paths (the snapshot's index); the merchandiser's explanation,
+        # read from the graph, goes out degraded without paths.
+        def listed_degraded() -> bool:
+            answer = shop.get(f"/v1/customers/{buyer}/recommendations", role="storefront", k=3)
+            assert answer.status_code == 200, answer.text
+            return bool(answer.json()["degraded"])
+
+        shop.wait_for(listed_degraded, "a degraded list")
         down = shop.get(f"/v1/customers/{buyer}/recommendations", role="storefront", k=3)
-        assert down.status_code == 200, down.text
-        assert down.json()["degraded"] is False and len(down.json()["items"]) == 3
+        assert down.json()["degraded"] is True and len(down.json()["items"]) == 3
         assert any(i["paths"] for i in down.json()["items"])
         listed = down.json()["items"][0]["product_id"]
         explained = shop.get(f"/v1/customers/{buyer}/explanations/{listed}", role="merchandiser")
@@ -454,6 +461,7 @@ def test_neo4j_down_mid_stream_events_kept_paths_from_the_snapshot_then_all_ship
         assert explained.json()["degraded"] is True and explained.json()["paths"] == []
     finally:
         server.start()
+    shop.wait_for(lambda: not listed_degraded(), "lists no longer degraded")
     send(5)
     deadline = time.monotonic() + 90
     while True:
