@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 driver,
                 database=settings.neo4j.database,
                 sample_rate=settings.app.served_sample_rate,
+                max_per_s=settings.app.served_max_per_s,
             )
             served.start()
             stack.callback(served.stop)

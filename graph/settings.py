@@ -109,6 +109,13 @@ class AppSettings(BaseSettings):
         description="Share of customers' served lists written back to the graph as "
         "WAS_RECOMMENDED (0 turns it off).",
     )
+    served_max_per_s: float = Field(
+        5.0,
+        ge=0,
+        description="At most this many sampled lists a second, per API process, are written "
+        "back (0: no cap). Bounds the graph's write load at peak traffic; experiment traffic is "
+        "always written.",
+    )
     validation_days: int = Field(
         28, ge=1, description="Latest days of orders held out to stop training and gate models."
     )

@@ -57,7 +57,7 @@ def shop(
     neo4j_driver: neo4j.Driver, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateShop]:
     home = tmp_path_factory.mktemp("home")
-    env = {"KGREC_HOME": str(home), "KGREC_SERVED_SAMPLE_RATE": "1"}
+    env = {"KGREC_HOME": str(home), "KGREC_SERVED_SAMPLE_RATE": "1", "KGREC_SERVED_MAX_PER_S": "0"}
     with served_shop(neo4j_driver, settings, tmp_path_factory, SHOP, env=env) as served:
         yield PrivateShop(served.shop, home, served.env)
 

@@ -41,6 +41,7 @@ def shop(
     env = {
         "KGREC_EVENTS_DIR": str(tmp_path_factory.mktemp("events")),
         "KGREC_SERVED_SAMPLE_RATE": "1",  # every served list written back (tests read them)
+        "KGREC_SERVED_MAX_PER_S": "0",
     }
     with served_shop(
         neo4j_driver,
