@@ -148,6 +148,13 @@ class PathIndex:
     def _name(self, product: int) -> str | None:
         return self.product_names[product]
 
+    def _known(self, product_ids: Sequence[str]) -> Iterator[tuple[str, int]]:
+        """The requested items the snapshot knows, with their indexes (the queries' MATCH)."""
+        for item_id in product_ids:
+            item = self.product_index.get(item_id)
+            if item is not None:
+                yield item_id, item
+
     # -- the two queries ------------------------------------------------------------------------
     def customer_rows(
         self,
@@ -159,7 +166,6 @@ class PathIndex:
         per_pattern: int,
     ) -> list[dict[str, Any]]:
         """The rows `paths_customer.cypher` gives for these arguments."""
-        product_index = self.product_index
         c = self.customer_index.get(customer_id)
         if c is None or not self.source_allowed[c]:
             return []
@@ -181,10 +187,7 @@ class PathIndex:
         acts = range(int(self.act_ptr[c]), int(self.act_ptr[c + 1]))
         segment = int(self.segment_of[c])
         rows = []
-        for item_id in product_ids:
-            item = product_index.get(item_id)
-            if item is None:
-                continue
+        for item_id, item in self._known(product_ids):
             rows.append(
                 {
                     "item_id": item_id,
@@ -391,10 +394,7 @@ class PathIndex:
                 key = self._key(int(self.link_node[at]), self.link_relation[at])
                 reach.setdefault(key, []).append(a)
         rows = []
-        for item_id in product_ids:
-            item = product_index.get(item_id)
-            if item is None:
-                continue
+        for item_id, item in self._known(product_ids):
             rows.append(
                 {
                     "item_id": item_id,
