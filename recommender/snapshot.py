@@ -2,7 +2,8 @@
 
 Active model vectors (from the active `ModelVersion`'s artifacts), product facts, stock summed
 over locations, the current forecasts' stock risk, promotions active now, popularity overall
-and per segment, and what each customer bought. Requests never read Neo4j for these; a new
+and per segment, what each customer bought, and the explanation paths' neighbourhood
+(`recommender.path_index.PathIndex`). Requests never read Neo4j for these; a new
 snapshot is built and swapped in whole (`recommender.engine.Engine.swap`), so a request sees
 either the old one or the new one, never a mix.
 """
