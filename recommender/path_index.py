@@ -54,12 +54,17 @@ class SharedNode:
     degree: int
 
 
+def _indptr(owners: np.ndarray, n: int) -> np.ndarray:
+    """Where each owner's rows start (and the last one ends) once rows are grouped by owner."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners, minlength=n), out=indptr[1:])
+    return indptr
+
+
 def _csr(owners: np.ndarray, n: int, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
     """Rows grouped by owner (stable): (indptr, column arrays reordered)."""
     order = np.argsort(owners, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owners, minlength=n), out=indptr[1:])
-    return (indptr, *(c[order] for c in columns))
+    return (_indptr(owners, n), *(c[order] for c in columns))
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,9 @@ class PathIndex:
             for at in self._links(p):
                 entry = int(self.link_node[at])
                 relation = self.link_relation[at]
-                reach.setdefault(self._key(entry, relation), k)
+                key = self._key(entry, relation)
+                if key is not None:
+                    reach.setdefault(key, k)
                 target = int(self.node_product[entry])
                 if target >= 0:
                     reaches_item.setdefault(target, []).append((k, relation))
@@ -291,10 +298,13 @@ class PathIndex:
             out.append(row)
         return out
 
-    def _key(self, entry: int, relation: str | None) -> tuple[int, str | None]:
+    def _key(self, entry: int, relation: str | None) -> tuple[int, str | None] | None:
         """What two links must share to meet at a node: the node (and link type), and for a
-        triple its relation too."""
-        return (entry, relation if self.node_via[entry] == RELATED_VIA else None)
+        triple its relation too; None for a triple without a relation, which meets nothing
+        (as in the queries, where `x.relation = null` is never true)."""
+        if self.node_via[entry] != RELATED_VIA:
+            return (entry, None)
+        return None if relation is None else (entry, relation)
 
     def _latest(
         self,
@@ -307,8 +317,8 @@ class PathIndex:
         """The most recent history purchase other than the item reaching the node (by the
         same relation for a triple)."""
         key = self._key(entry, relation)
-        if key == (entry, None) and self.node_via[entry] == RELATED_VIA:
-            return None  # a triple without a relation meets nothing (as in the query)
+        if key is None:
+            return None
         k = reach.get(key)
         if k is None or hist[k][0] != item:
             return k
@@ -392,7 +402,8 @@ class PathIndex:
         for a in anchors:
             for at in self._links(a):
                 key = self._key(int(self.link_node[at]), self.link_relation[at])
-                reach.setdefault(key, []).append(a)
+                if key is not None:
+                    reach.setdefault(key, []).append(a)
         rows = []
         for item_id, item in self._known(product_ids):
             rows.append(
@@ -438,8 +449,8 @@ class PathIndex:
             entry = int(self.link_node[at])
             relation = self.link_relation[at]
             key = self._key(entry, relation)
-            if key == (entry, None) and self.node_via[entry] == RELATED_VIA:
-                continue  # a triple without a relation meets nothing (as in the query)
+            if key is None:
+                continue
             for a in reach.get(key, []):
                 if a == item:
                     continue
@@ -525,11 +536,7 @@ def load_path_index(
     cnt = np.frombuffer(purchases.count, dtype=np.int32).copy()
     # Per customer sorted by product; per product sorted by time, newest first.
     by_customer = np.lexsort((prod, own))
-    buy_ptr = np.zeros(n_customers + 1, dtype=np.int64)
-    np.cumsum(np.bincount(own, minlength=n_customers), out=buy_ptr[1:])
     by_product = np.lexsort((-ms, prod))
-    buyer_ptr = np.zeros(n_products + 1, dtype=np.int64)
-    np.cumsum(np.bincount(prod, minlength=n_products), out=buyer_ptr[1:])
 
     act_owner, act_product, act_type = array("q"), array("i"), array("b")
     act_count, act_ms = array("q"), array("q")
@@ -617,11 +624,11 @@ def load_path_index(
         customer_index=customer_index,
         source_allowed=np.array([p is not False for p in personalization], dtype=bool),
         shown_allowed=np.array([p is True for p in personalization], dtype=bool),
-        buy_ptr=buy_ptr,
+        buy_ptr=_indptr(own, n_customers),
         buy_product=prod[by_customer],
         buy_ms=ms[by_customer],
         buy_count=cnt[by_customer],
-        buyer_ptr=buyer_ptr,
+        buyer_ptr=_indptr(prod, n_products),
         buyer_customer=own[by_product].astype(np.int32),
         buyer_ms=ms[by_product],
         act_ptr=act_ptr,

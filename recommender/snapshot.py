@@ -229,7 +229,6 @@ def load_snapshot(
         if seg is not None:
             counts = segment_popularity.setdefault(seg, np.zeros(n))
             counts[items] += 1
-    names = [r["name"] or r["id"] for r in products]
     path_index = None
     if flat is not None:
         path_index = load_path_index(
@@ -257,7 +256,7 @@ def load_snapshot(
         version_id=version_id,
         product_ids=product_ids,
         product_index=index,
-        names=names,
+        names=[r["name"] or r["id"] for r in products],
         active=np.array([r["active"] is not False for r in products], dtype=bool),
         on_hand=on_hand,
         lead_time_days=lead,
