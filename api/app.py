@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the app; Neo4j may be down at start: the API comes up, `/readyz` says why, and the
     serving snapshot loads as soon as the graph answers."""
     settings = settings or get_settings()
-    metrics = Metrics()
+    metrics = Metrics(settings.app.drift_scores_max_per_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

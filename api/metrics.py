@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.drift import ServedScores, top_k_affinities
 from recommender.engine import PERSONAL
+from recommender.rate import RateCap
 
 if TYPE_CHECKING:
     from recommender.engine import Item
@@ -22,7 +23,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.06, 0.1, 0.
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Args:
+    drift_scores_max_per_s: personal lists a second whose customer's affinities feed the
+        served-score drift signal (0: every list; see `observe_scores`).
+    """
+
+    def __init__(self, drift_scores_max_per_s: float = 0.0) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "kgrec_request_seconds",
@@ -72,6 +78,7 @@ class Metrics:
         )
         # The model affinities of served personal items, for score drift (api/routes_monitoring).
         self.served_scores = ServedScores()
+        self._drift_sample = RateCap(drift_scores_max_per_s)
 
     def watch(
         self,
@@ -102,8 +109,10 @@ class Metrics:
         vector, bought products left out) of the customer served: the same quantity as the
         training reference of score drift, so only who is served and what the model makes of
         them can move it, not stock, rules or promotions. One product-matrix product per
-        list, as the engine's own ranking does."""
-        if not any(i.strategy == PERSONAL for i in items):
+        list, as the engine's own ranking does: at peak traffic a sample (at most the cap's
+        lists a second, whichever come) keeps its cost bounded; PSI compares distributions, so
+        a sample of the served customers measures the same thing."""
+        if not any(i.strategy == PERSONAL for i in items) or not self._drift_sample.take():
             return
         row = snapshot.customer_index.get(customer_id)
         customers, products = snapshot.customer_vectors, snapshot.product_vectors

@@ -116,6 +116,14 @@ class AppSettings(BaseSettings):
         "back (0: no cap). Bounds the graph's write load at peak traffic; experiment traffic is "
         "always written.",
     )
+    drift_scores_max_per_s: float = Field(
+        50.0,
+        ge=0,
+        description="At most this many personal lists a second, per API process, add their "
+        "customer's model affinities to the served-score drift signal (0: every list). Each "
+        "costs a pass over every product's vector; 50 a second keep the signal's window (the "
+        "latest 20,000 affinities) about 40 s long at any traffic.",
+    )
     validation_days: int = Field(
         28, ge=1, description="Latest days of orders held out to stop training and gate models."
     )

@@ -29,6 +29,7 @@ import neo4j
 from neo4j.exceptions import DriverError, Neo4jError
 
 from graph.cypher import load_cypher
+from recommender.rate import RateCap
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,9 @@ class ServedLog:
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate}")
         if not max_per_s >= 0:
             raise ValueError(f"max_per_s must be >= 0 (0: no cap), got {max_per_s}")
-        # A token bucket: up to `max_per_s` sampled lists a second, bursts of as many.
+        # Up to `max_per_s` sampled lists a second, bursts of as many.
+        self._cap = RateCap(max_per_s, clock)
         self.max_per_s = max_per_s
-        self._clock = clock
-        self._tokens = max_per_s
-        self._refilled = clock()
         self.driver = driver
         self.database = database
         self.sample_rate = sample_rate
@@ -87,7 +86,7 @@ class ServedLog:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._recorded = self._written = self._dropped = self._capped = 0
+        self._recorded = self._written = self._dropped = 0
         self._last_error: str | None = None
 
     def record(
@@ -112,8 +111,7 @@ class ServedLog:
             if experiment_id is None:
                 if self._random.random() >= self.sample_rate:
                     return False
-                if not self._take_token():
-                    self._capped += 1
+                if not self._cap.take():
                     return False
             if len(self._queue) == self._queue.maxlen:
                 self._dropped += 1  # deque drops the oldest
@@ -139,18 +137,6 @@ class ServedLog:
             )
             self._recorded += 1
         return True
-
-    def _take_token(self) -> bool:
-        if self.max_per_s <= 0:
-            return True
-        now = self._clock()
-        elapsed = max(now - self._refilled, 0.0)
-        self._tokens = min(self.max_per_s, self._tokens + elapsed * self.max_per_s)
-        self._refilled = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
     def flush(self) -> int:
         """Writes everything queued now (the thread calls it; tests too). Returns lists written.
@@ -193,7 +179,7 @@ class ServedLog:
             return ServedStats(
                 recorded=self._recorded,
                 written=self._written,
-                capped=self._capped,
+                capped=self._cap.refused,
                 dropped=self._dropped,
                 queued=len(self._queue),
                 last_error=self._last_error,

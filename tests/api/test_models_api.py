@@ -54,6 +54,8 @@ def governed(
         "KGREC_SERVED_SAMPLE_RATE": "0",
         "KGREC_ACTIVATION_MARGIN": "0.05",
         "KGREC_DRIFT_WINDOW_DAYS": str(WINDOW_DAYS),
+        # The score-drift test serves every buyer once: all of them are the population.
+        "KGREC_DRIFT_SCORES_MAX_PER_S": "0",
     }
     # Versions "first" (active), "better" and "worse" by validation NDCG@10.
     with served_shop(

@@ -19,6 +19,9 @@ from recommender.engine import (
     Item,
     RankingWeights,
     Rule,
+    _best,
+    _greedy,
+    _top,
     adjustments_for,
     surface_weights,
 )
@@ -273,3 +276,76 @@ def test_surface_weights_from_settings_refuse_unknown_names() -> None:
         surface_weights({"mail": {}})
     with pytest.raises(ConfigurationError, match="stockuot"):
         surface_weights({"email": {"stockuot": 1}})
+
+
+def naive_greedy(
+    adjusted: np.ndarray,
+    codes: np.ndarray,
+    per_category: np.ndarray,
+    diversity: float,
+    cap: int | None,
+) -> list[tuple[int, float]]:
+    """The re-rank by definition: after every pick, every item scored again."""
+    used = np.zeros(len(adjusted), dtype=bool)
+    picks = []
+    while True:
+        counts = np.where(codes >= 0, per_category[codes], 0)
+        effective = adjusted - diversity * counts
+        blocked = used.copy()
+        if cap is not None:
+            blocked |= (codes >= 0) & (counts >= cap)
+        effective[blocked] = -np.inf
+        best = int(np.argmax(effective))  # ties: the earlier position
+        if not np.isfinite(effective[best]):
+            return picks
+        used[best] = True
+        picks.append((best, float(diversity * counts[best])))
+        if codes[best] >= 0:
+            per_category[codes[best]] += 1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_lazy_diversity_rerank_picks_what_rescoring_everything_picks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    # Few distinct values and categories: many ties, within and across categories.
+    adjusted = rng.integers(0, 6, n) / 4 + rng.choice([0.0, -0.3], n)
+    codes = rng.integers(-1, 5, n)
+    before = rng.integers(0, 3, 6)  # earlier tiers' picks per category ([-1]: none, stays 0)
+    before[-1] = 0
+    diversity = float(rng.choice([0.0, 0.25, 0.1]))
+    cap = [None, 1, 2][seed % 3]
+    expected_counts = before.copy()
+    expected = naive_greedy(adjusted, codes, expected_counts, diversity, cap)
+    counts = before.copy()
+    assert list(_greedy(adjusted, codes, counts, diversity, cap)) == expected
+    assert counts.tolist() == expected_counts.tolist()
+
+
+def test_top_candidates_break_ties_to_the_lower_index_whatever_the_size() -> None:
+    scores = np.array([1.0, 3.0, 2.0, 3.0, 2.0, 2.0, np.nan, 5.0])
+    allowed = np.array([True] * 7 + [False])
+    assert _top(scores, allowed, 3).tolist() == [1, 3, 2]
+    assert _top(scores, allowed, 4).tolist() == [1, 3, 2, 4]
+    # Large enough for the sampled bound: still every tie at the cut resolved the same way.
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 50, 20_000).astype(float)
+    everything = np.ones(len(big), dtype=bool)
+    order = np.lexsort((np.arange(len(big)), -big))
+    for m in (1, 7, 200, 333):
+        assert _top(big, everything, m).tolist() == order[:m].tolist()
+    products = np.array([2, 5, 9])
+    assert _best(products, np.array([1.0, 4.0, 4.0]), np.ones(10, bool), 2).tolist() == [5, 9]
+
+
+def test_sparse_generators_match_their_catalogue_wide_scores() -> None:
+    snap = shop()
+    engine = Engine(snap)
+    anchors = np.array([1, 2])
+    dense = engine._copurchase(snap, anchors)
+    products, weights = engine._copurchase_sparse(snap, anchors)
+    assert len(products) and products.tolist() == np.flatnonzero(~np.isnan(dense)).tolist()
+    assert weights.tolist() == dense[products].tolist()
+    same = engine._category_products(snap, anchors)
+    wide = engine._category_popularity(snap, anchors)
+    assert len(same) and same.tolist() == np.flatnonzero(~np.isnan(wide)).tolist()

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from recommender.rate import RateCap
 from recommender.served import ServedItem, ServedLog
 
 ITEMS = [ServedItem("P1", 1, "personal"), ServedItem("P2", 2, "personal")]
@@ -59,3 +60,15 @@ def test_no_cap_keeps_every_sampled_list() -> None:
     assert all(served.record("C", "home", "v1", ITEMS) for _ in range(1_000))
     with pytest.raises(ValueError, match="max_per_s"):
         log(-1, Clock())
+
+
+def test_rate_cap_refuses_past_its_rate_and_counts_refusals() -> None:
+    clock = Clock()
+    cap = RateCap(2, clock)
+    assert [cap.take() for _ in range(4)] == [True, True, False, False]
+    assert cap.refused == 2
+    clock.now += 0.5
+    assert [cap.take() for _ in range(2)] == [True, False]
+    assert all(RateCap(0, clock).take() for _ in range(100))
+    with pytest.raises(ValueError, match="rate cap"):
+        RateCap(-0.5, clock)
