@@ -21,7 +21,7 @@ from api.campaigns import Campaigns
 from api.explaining import Explanations
 from api.json_guard import JsonGuard
 from api.metrics import LatencyMiddleware, Metrics
-from api.routes import router
+from api.routes import Storefront, router
 from api.routes_cypher import cypher_router
 from api.routes_models import router as models_router
 from api.routes_monitoring import install_monitoring
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             served.start()
             stack.callback(served.stop)
             app.state.served = served
+            app.state.storefront = Storefront(serving, app.state.explanations, metrics, served)
             campaigns = Campaigns(settings.app.home.resolve() / "campaigns")
             stack.callback(campaigns.stop)
             app.state.campaigns = campaigns

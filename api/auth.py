@@ -265,8 +265,8 @@ def get_key_cache(request: Request) -> KeyCache:
 
 async def authenticate(
     request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
 ) -> Principal:
     """The caller's principal from either header; 401 (or 503 before any key loaded).
 
@@ -291,7 +291,14 @@ async def authenticate(
 def scope_dependency(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and requires `scope` of their role (403)."""
 
-    async def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    # The two header schemes are its own parameters (they document the API's security): one
+    # dependency level less on every request than a separate `authenticate` dependency.
+    async def require_scope(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+        api_key: Annotated[str | None, Depends(api_key_scheme)],
+    ) -> Principal:
+        principal = await authenticate(request, bearer, api_key)
         if not principal.may(scope):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

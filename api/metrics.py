@@ -99,8 +99,8 @@ class Metrics:
         else:
             outcome = "fallback"
         self.lists.labels(surface, outcome).inc()
-        for strategy in strategies:
-            self.items.labels(surface, strategy).inc()
+        for strategy in set(strategies):  # one label lookup per strategy, not per item
+            self.items.labels(surface, strategy).inc(strategies.count(strategy))
 
     def observe_scores(
         self, snapshot: ServingSnapshot, surface: str, customer_id: str, items: list[Item]

@@ -34,6 +34,7 @@ async def _client(
     paths: list[str],
     stop_at: float,
     latencies: list[float],
+    dues: list[float],
     errors: dict[str, int],
     seed: int,
     schedule: _Schedule | None = None,
@@ -77,6 +78,7 @@ async def _client(
             else:
                 await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
+            dues.append(started)
             status = status_line.split(b" ", 2)[1].decode() if status_line else "closed"
             if status != "200":
                 errors[status] = errors.get(status, 0) + 1
@@ -108,13 +110,14 @@ async def run(
     rate: float | None = None,
 ) -> dict[str, object]:
     latencies: list[float] = []
+    dues: list[float] = []  # when each request was due (sent, in a closed loop)
     errors: dict[str, int] = {}
     began = time.perf_counter()
     stop_at = began + seconds
     schedule = None if rate is None else _Schedule(began, rate)
     await asyncio.gather(
         *(
-            _client(host, port, key, paths, stop_at, latencies, errors, seed, schedule)
+            _client(host, port, key, paths, stop_at, latencies, dues, errors, seed, schedule)
             for seed in range(concurrency)
         )
     )
@@ -130,7 +133,18 @@ async def run(
         "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
         "concurrency": concurrency,
         "offered_rps": rate,
+        # p99 of the requests due in each second: shows whether a bad p99 is one stall or all.
+        "p99_ms_per_second": _per_second(np.array(dues) - began, ms),
     }
+
+
+def _per_second(offsets: np.ndarray, ms: np.ndarray) -> list[float]:
+    seconds = offsets.astype(int)
+    return [
+        round(float(np.percentile(ms[seconds == s], 99)), 1)
+        for s in range(int(seconds.max()) + 1 if len(seconds) else 0)
+        if np.any(seconds == s)
+    ]
 
 
 def main() -> None:
