@@ -120,3 +120,28 @@ class Api:
             except psutil.Error:
                 continue
         return total / 2**20
+
+    def connections_per_worker(self) -> list[int]:
+        """Established client connections each worker holds now, busiest first: with
+        SO_REUSEPORT the kernel spreads connections by a hash, so a handful of keep-alive
+        connections can split unevenly, and the busier worker sets the tail latency."""
+        assert self.process is not None
+        counts = []
+        try:
+            workers = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        for worker in workers:
+            try:
+                counts.append(
+                    sum(
+                        1
+                        for c in worker.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_ESTABLISHED
+                        and c.laddr
+                        and c.laddr.port == self.port
+                    )
+                )
+            except psutil.Error:
+                continue
+        return sorted((c for c in counts if c), reverse=True)

@@ -15,7 +15,9 @@ Run:
    customers: the customer top-10 with 3 paths per item, then without paths; each first in a
    closed loop (capacity: requests/s with 16 clients sending back to back), then in an open
    loop at the target rate (200/s with paths, 1,000/s without; latency counted from when each
-   request was due). The API's RSS is read after each load.
+   request was due), `--repeats` times, each with how the 16 connections split over the two
+   workers (the kernel hashes them: an 11/5 split loads one worker twice the other). The API's
+   RSS is read after each load.
 3. The canonical pure-Cypher co-purchase query ("customers who bought what you bought also
    bought", through the Python driver, 16 threads) on the same customers.
 4. NDCG@10 on the test period for both, with the evaluator of gnn/evaluate.py: the served
@@ -273,9 +275,11 @@ def loadgen(
     concurrency: int,
     seconds: float,
     rate: float | None = None,
+    server: Api | None = None,
 ) -> dict[str, Any]:
-    """bench/loadgen.py in its own process: closed loop, or open loop at `rate`."""
-    out = subprocess.run(
+    """bench/loadgen.py in its own process: closed loop, or open loop at `rate`; with the
+    `server`, how its connections were spread over the workers (read 2 s in)."""
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -292,11 +296,19 @@ def loadgen(
             str(seconds),
             *([] if rate is None else ["--rate", str(rate)]),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    split = None
+    if server is not None:
+        time.sleep(min(2.0, seconds / 2))
+        split = server.connections_per_worker()
+    out, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"the load generator failed ({process.returncode})")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if split is not None:
+        result["connections_per_worker"] = split
     return result
 
 
@@ -322,6 +334,9 @@ def main() -> None:
         type=int,
         default=1_000_000,
         help="Test customers for NDCG (default: all of them).",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Open-loop runs per surface (each its own split)."
     )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--keep-running", action="store_true", help="Leave Neo4j running.")
@@ -364,10 +379,15 @@ def main() -> None:
                     "\n".join(f"/v1/customers/{c}/recommendations?k=10&{extra}" for c in customers)
                 )
                 loadgen(args.api_port, key, paths_file, args.concurrency, 5)  # warm-up
-                # Capacity (closed loop), then latency at the target rate (open loop).
-                for name, at in ((label, None), (f"{label} at {rate:g}/s", rate)):
+                # Capacity (closed loop), then latency at the target rate (open loop), the
+                # latter `--repeats` times: each run's connections split anew over the workers.
+                runs = [(label, None)] + [
+                    (f"{label} at {rate:g}/s" + (f" #{n + 1}" if n else ""), rate)
+                    for n in range(args.repeats)
+                ]
+                for name, at in runs:
                     result = loadgen(
-                        args.api_port, key, paths_file, args.concurrency, args.seconds, at
+                        args.api_port, key, paths_file, args.concurrency, args.seconds, at, server
                     )
                     result["api_rss_mib"] = round(server.rss_mib())
                     result["workers"] = args.workers
