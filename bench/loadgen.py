@@ -28,8 +28,8 @@ import numpy as np
 
 
 async def _client(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     host: str,
-    port: int,
     key: str,
     paths: list[str],
     stop_at: float,
@@ -40,7 +40,7 @@ async def _client(
     schedule: _Schedule | None = None,
 ) -> None:
     rng = random.Random(seed)
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = connection
     try:
         while time.perf_counter() < stop_at:
             path = paths[rng.randrange(len(paths))]
@@ -112,13 +112,18 @@ async def run(
     latencies: list[float] = []
     dues: list[float] = []  # when each request was due (sent, in a closed loop)
     errors: dict[str, int] = {}
+    # Connections first, as a client's pool would have them: the clock starts once they are
+    # open, so no request's latency includes a TCP handshake or a worker's first accept.
+    connections = await asyncio.gather(
+        *(asyncio.open_connection(host, port) for _ in range(concurrency))
+    )
     began = time.perf_counter()
     stop_at = began + seconds
     schedule = None if rate is None else _Schedule(began, rate)
     await asyncio.gather(
         *(
-            _client(host, port, key, paths, stop_at, latencies, dues, errors, seed, schedule)
-            for seed in range(concurrency)
+            _client(conn, host, key, paths, stop_at, latencies, dues, errors, seed, schedule)
+            for seed, conn in enumerate(connections)
         )
     )
     elapsed = time.perf_counter() - began
