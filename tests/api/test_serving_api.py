@@ -239,6 +239,36 @@ def test_bad_input_is_a_422_naming_the_field(shop: Shop) -> None:
     assert bad_surface.status_code == 422 and "surface" in bad_surface.json()["detail"]
 
 
+def test_filters_in_the_query_string_narrow_lists_and_bad_ones_name_the_parameter(
+    shop: Shop,
+) -> None:
+    url = f"/v1/customers/{a_buyer(shop)}/recommendations"
+    plain = shop.get(url, role="storefront", k=10, paths=0).json()["items"]
+    chosen = sorted({i["category_id"] for i in plain if i["category_id"]})[:2]
+    assert chosen
+    only = shop.get(url, role="storefront", include_categories=chosen, paths=0).json()["items"]
+    assert only and {i["category_id"] for i in only} <= set(chosen)  # repeated keys, both read
+    capped = shop.get(url, role="storefront", k=6, max_per_category=1, paths=0).json()["items"]
+    assert len({i["category_id"] for i in capped}) == len(capped)
+    assert shop.get(url, role="storefront", min_price=1e12).json()["items"] == []
+    similar = shop.get(
+        f"/v1/products/{product(shop)}/similar", role="storefront", exclude_categories=chosen
+    ).json()["items"]
+    assert similar and not {i["category_id"] for i in similar} & set(chosen)
+    for name, value in (("min_price", -1), ("max_per_category", "many")):
+        bad = shop.get(url, role="storefront", **{name: value})
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["fields"][0]["location"] == f"query.{name}", bad.json()
+    spec = httpx.get(shop.base + "/openapi.json").json()["paths"]
+    for route, method in (
+        ("/v1/customers/{customer_id}/recommendations", "get"),
+        ("/v1/products/{product_id}/similar", "get"),
+        ("/v1/cart/recommendations", "post"),
+    ):
+        documented = {p["name"] for p in spec[route][method]["parameters"]}
+        assert {"include_categories", "min_price", "max_per_category"} <= documented, route
+
+
 # -- merchandiser ------------------------------------------------------------------------------
 def test_why_not_and_a_rule_that_changes_the_ranking(shop: Shop) -> None:
     customer = a_buyer(shop)
