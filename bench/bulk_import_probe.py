@@ -291,7 +291,7 @@ def import_files(home: Path, files: Path) -> None:
     ]
     conf = home / "conf"
     conf.mkdir(parents=True, exist_ok=True)
-    (conf / "neo4j.conf").write_text(f"server.directories.data={home / 'data'}\n")
+    (conf / "neo4j.conf").write_text(f"server.directories.data={home.resolve() / 'data'}\n")
     subprocess.run(
         [
             "java",
@@ -302,11 +302,11 @@ def import_files(home: Path, files: Path) -> None:
             "database",
             "import",
             "full",
+            "neo4j",  # before the file lists: they take every argument after them
             "--overwrite-destination",
             "--threads=2",
             "--high-parallel-io=on",
             *args,
-            "neo4j",
         ],
         env={"NEO4J_HOME": str(home), "NEO4J_CONF": str(conf), "PATH": "/usr/bin:/bin"},
         check=True,
