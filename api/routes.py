@@ -159,7 +159,9 @@ FILTERS_DOC: dict[str, Any] = {"parameters": FILTER_PARAMETERS}
 
 
 async def filters(request: Request) -> Filters:
-    """The request's filters; 422 naming the query parameter, as FastAPI's own would."""
+    """The request's filters; 422 naming the query parameter, as FastAPI's own would. A bad
+    filter is reported alone (FastAPI's parameters would have been reported together with
+    any other bad parameter of the request)."""
     query = request.query_params
     given = {
         name: query.getlist(name) if name in _FILTER_LISTS else query[name]

@@ -232,9 +232,11 @@ def _fact_deltas(snapshot: ServingSnapshot, weights: RankingWeights) -> np.ndarr
 
 @dataclass(frozen=True)
 class _Facts:
-    """Per snapshot and surface: each product's stock/overstock/promotion delta, and their
-    adjustments with reasons as items need them (filled as products are shown)."""
+    """Per snapshot and surface, under one set of weights: each product's stock, overstock and
+    promotion delta, and their adjustments with reasons as items need them (filled as
+    products are shown)."""
 
+    weights: RankingWeights
     delta: np.ndarray
     adjustments: dict[int, tuple[Adjustment, ...]]
 
@@ -260,7 +262,7 @@ class _Context:
         """The product's stock, overstock and promotion adjustments (a new list)."""
         known = self.facts.adjustments.get(product)
         if known is None:
-            known = tuple(adjustments_for(self.snap, product, self.weights))
+            known = tuple(adjustments_for(self.snap, product, self.facts.weights))
             self.facts.adjustments[product] = known
         return list(known)
 
@@ -557,8 +559,10 @@ class Engine:
                 rule_delta[members] += size if rule.action == "boost" else -size
         key = (id(snap), surface)
         facts = self._facts.get(key)
-        if facts is None:
-            facts = self._facts[key] = _Facts(_fact_deltas(snap, weights), {})
+        # The weights are checked too: a request that read them just before `set_weights`
+        # must neither use nor leave behind facts of the other weights.
+        if facts is None or facts.weights is not weights:
+            facts = self._facts[key] = _Facts(weights, _fact_deltas(snap, weights), {})
         cap = filters.max_per_category or weights.max_per_category
         return _Context(snap, surface, weights, rules, allowed, rule_delta, facts, cap)
 
@@ -832,37 +836,56 @@ def _greedy(
     """Positions in the order a greedy diversity re-rank picks them, with their penalty: each
     time the best effective score (adjusted minus `diversity` per item of its category already
     chosen; ties to the earlier position), categories at `cap` skipped. `per_category` (items
-    chosen per category code; code -1, no category, never counts) is updated as items are
-    picked, so a caller that stops early leaves it right.
+    chosen per category code; code -1, no category, never counts) is updated before each pick
+    is handed out, so a caller that stops early leaves it right.
 
     Items of one category share their penalty, so only each category's best item can be next:
-    a heap holds one entry per category, and a pick changes only its own category's entry."""
+    a heap holds one entry per category, and a pick changes only its own category's entry.
+    Within a category the items are in order of adjusted score; two that differ can still
+    round to the same effective score, so the entry is the earliest of those tied with the
+    best (the picks are exactly those of re-scoring every item after every pick)."""
     order = np.argsort(-adjusted, kind="stable")  # best first, ties to the earlier position
     grouped = order[np.argsort(codes[order], kind="stable")]  # by category, best first in each
-    runs = codes[grouped]
-    starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist()] if len(runs) else []
-    ends = [*starts[1:], len(grouped)]
-    positions, values, groups = grouped.tolist(), adjusted.tolist(), codes.tolist()
-    heads: list[tuple[float, int, int]] = []  # (-effective score, position, its category's run)
-    for run, start in enumerate(starts):
-        group = groups[positions[start]]
-        count = int(per_category[group]) if group >= 0 else 0
-        if cap is None or group < 0 or count < cap:
-            heads.append((diversity * count - values[positions[start]], positions[start], run))
+    in_order = codes[grouped]
+    cuts = (np.flatnonzero(in_order[1:] != in_order[:-1]) + 1).tolist()
+    listed = grouped.tolist()
+    runs = [listed[a:b] for a, b in zip([0, *cuts], [*cuts, len(listed)], strict=True)]
+    values, groups = adjusted.tolist(), codes.tolist()
+
+    def entry(run: int, count: int) -> tuple[float, int, int, int]:
+        items = runs[run]
+        best = values[items[0]] - diversity * count
+        at = 0
+        for i in range(1, len(items)):
+            if values[items[i]] - diversity * count != best:
+                break
+            if items[i] < items[at]:
+                at = i
+        return -best, items[at], run, at
+
+    def counted(group: int) -> int:
+        return int(per_category[group]) if group >= 0 else 0
+
+    heads = [
+        entry(run, counted(groups[items[0]]))
+        for run, items in enumerate(runs)
+        if items and (cap is None or groups[items[0]] < 0 or counted(groups[items[0]]) < cap)
+    ]
     heapq.heapify(heads)
     while heads:
-        _, position, run = heapq.heappop(heads)
+        _, position, run, at = heapq.heappop(heads)
+        runs[run].pop(at)
         group = groups[position]
-        count = int(per_category[group]) if group >= 0 else 0
+        count = counted(group)
+        if group >= 0:
+            per_category[group] = count + 1
         yield position, diversity * count
         if group >= 0:
-            per_category[group] = count = count + 1
+            count += 1
             if cap is not None and count >= cap:
                 continue
-        starts[run] += 1
-        if starts[run] < ends[run]:
-            following = positions[starts[run]]
-            heapq.heappush(heads, (diversity * count - values[following], following, run))
+        if runs[run]:
+            heapq.heappush(heads, entry(run, count))
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
@@ -885,6 +908,8 @@ def _top(scores: np.ndarray, allowed: np.ndarray, m: int) -> np.ndarray:
     index first. On a large catalogue a strided sample's order statistic bounds the m-th best,
     so only values above it are gathered and sorted (exact: the bound is used only when at
     least m values reach it; nan never does)."""
+    if m <= 0:
+        return np.empty(0, dtype=np.int64)
     values = np.where(allowed, scores, np.nan)
     if len(values) >= 32 * m:
         sample = values[:: len(values) // (4 * m)]
@@ -910,6 +935,8 @@ def _ranked(candidates: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
     index: a stable sort keeps ties in the candidates' order (every candidate tied with the
     m-th is kept until the sort, so the cut does not depend on how a partition happened to
     split them)."""
+    if m <= 0:
+        return candidates[:0]
     negated = -values
     if len(candidates) > m:
         near = negated <= _kth_smallest(negated, m)

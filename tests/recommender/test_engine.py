@@ -349,3 +349,26 @@ def test_sparse_generators_match_their_catalogue_wide_scores() -> None:
     same = engine._category_products(snap, anchors)
     wide = engine._category_popularity(snap, anchors)
     assert len(same) and same.tolist() == np.flatnonzero(~np.isnan(wide)).tolist()
+
+
+def test_the_rerank_breaks_rounding_ties_and_counts_a_pick_before_handing_it_out() -> None:
+    # Two adjusted scores that differ round to the same effective score under the penalty:
+    # the earlier position goes first, as when every item is scored again.
+    adjusted, codes = np.array([2.0**-60, 2.0**-59]), np.array([0, 0])
+    expected = naive_greedy(adjusted, codes, np.array([1, 0]), 0.25, None)
+    assert list(_greedy(adjusted, codes, np.array([1, 0]), 0.25, None)) == expected
+    assert expected[0][0] == 0
+    counts = np.zeros(2, dtype=np.int64)
+    next(_greedy(np.array([1.0]), np.array([0]), counts, 0.1, None))
+    assert counts[0] == 1  # a caller stopping at its last pick leaves the count right
+    assert _top(np.array([1.0, 2.0]), np.ones(2, dtype=bool), 0).tolist() == []
+
+
+def test_new_weights_reach_the_cached_stock_and_promotion_reasons() -> None:
+    engine = Engine(snapshot())
+    before = {i.product_id: i.adjustments for i in engine.recommend("C0", k=4)}
+    engine.set_weights({"home": RankingWeights(stockout=0.8, promotion=0.5)})
+    after = {i.product_id: i.adjustments for i in engine.recommend("C0", k=4)}
+    stock_before = [a.delta for a in before["P1"] if a.kind == "stock"]
+    stock_after = [a.delta for a in after["P1"] if a.kind == "stock"]
+    assert stock_before == [-0.075] and stock_after == [-0.2]
