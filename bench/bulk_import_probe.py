@@ -71,6 +71,13 @@ def _iso(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.replace_substring(column, " ", "T")
 
 
+def _links(start: str, starts: pa.ChunkedArray, end: str, ends: pa.ChunkedArray, path: Path) -> int:
+    """A relationship file from two parallel columns, rows without an end left out."""
+    known = pc.is_valid(ends)
+    table = {f":START_ID({start})": starts.filter(known), f":END_ID({end})": ends.filter(known)}
+    return _write(pa.table(table), path)
+
+
 def shape(shop: Path, out: Path) -> dict[str, int]:
     """The importer's CSV files from the shop's; rows per file."""
     out.mkdir(parents=True, exist_ok=True)
@@ -94,14 +101,11 @@ def shape(shop: Path, out: Path) -> dict[str, int]:
     ):
         values = pc.unique(pc.drop_null(customers[column]))
         _write(pa.table({f"{column}_id:ID({label})": values, "name": values}), out / f"{name}.csv")
-        known = pc.is_valid(customers[column])
-        rows[rel] = _write(
-            pa.table(
-                {
-                    ":START_ID(Customer)": customers["customer_id"].filter(known),
-                    f":END_ID({label})": customers[column].filter(known),
-                }
-            ),
+        rows[rel] = _links(
+            "Customer",
+            customers["customer_id"],
+            label,
+            customers[column],
             out / f"{rel.lower()}.csv",
         )
     categories = _read(shop / "categories.csv")
@@ -111,14 +115,11 @@ def shape(shop: Path, out: Path) -> dict[str, int]:
         ),
         out / "categories.csv",
     )
-    has_parent = pc.is_valid(categories["parent_id"])
-    _write(
-        pa.table(
-            {
-                ":START_ID(Category)": categories["category_id"].filter(has_parent),
-                ":END_ID(Category)": categories["parent_id"].filter(has_parent),
-            }
-        ),
+    _links(
+        "Category",
+        categories["category_id"],
+        "Category",
+        categories["parent_id"],
         out / "subcategory_of.csv",
     )
     products = _read(shop / "products.csv")
@@ -151,16 +152,7 @@ def shape(shop: Path, out: Path) -> dict[str, int]:
     rows["in_category"] = int(pc.sum(lengths).as_py())
     brands = pc.unique(pc.drop_null(products["brand"]))
     _write(pa.table({"brand_id:ID(Brand)": brands, "name": brands}), out / "brands.csv")
-    branded = pc.is_valid(products["brand"])
-    _write(
-        pa.table(
-            {
-                ":START_ID(Product)": products["product_id"].filter(branded),
-                ":END_ID(Brand)": products["brand"].filter(branded),
-            }
-        ),
-        out / "has_brand.csv",
-    )
+    _links("Product", products["product_id"], "Brand", products["brand"], out / "has_brand.csv")
 
     lines = _read(shop / "orders.csv")
     ts = _iso(lines["ts"])
