@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,38 +84,88 @@ def test_not_ready_names_the_server(tmp_path: object) -> None:
         assert f"bolt://127.0.0.1:{port}" in body["detail"]
 
 
-@pytest.mark.integration
-def test_two_workers_share_the_port_and_stop_together(
-    neo4j_driver: object, settings: Settings, tmp_path: Path
-) -> None:
-    """`kgrec serve --workers 2`: two processes, each ready with its own snapshot and event
-    log, both answering on one port; SIGTERM stops them all."""
+def _process_of(connection: http.client.HTTPConnection) -> int:
+    """The worker behind a keep-alive connection (`/readyz` names its process)."""
+    connection.request("GET", "/readyz")
+    return int(json.loads(connection.getresponse().read())["process_id"])
+
+
+@contextmanager
+def two_workers(
+    settings: Settings, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`kgrec serve --workers 2`, once both workers say ready; its log goes to a file."""
     port = free_port()
     env = {**session_server_env(settings), "KGREC_EVENTS_DIR": str(tmp_path / "events")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=environment(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=environment(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         seen: set[int] = set()
         deadline = time.monotonic() + 90
         while len(seen) < 2:
             assert time.monotonic() < deadline and process.poll() is None, seen
             try:
-                # A new connection each time: the kernel spreads them over the workers.
-                with httpx.Client() as client:
+                with httpx.Client() as client:  # a new connection each time
                     body = client.get(f"http://127.0.0.1:{port}/readyz").json()
                 if body["status"] == "ready":
                     seen.add(body["process_id"])
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert (tmp_path / "events" / "worker-2").is_dir()  # the second process's own log
+        yield process, port
     finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+@pytest.mark.integration
+def test_two_workers_share_the_port_evenly_and_stop_together(
+    neo4j_driver: object, settings: Settings, tmp_path: Path
+) -> None:
+    """`kgrec serve --workers 2`: two processes, each ready with its own snapshot and event
+    log, both answering on one port; keep-alive connections split evenly (the kernel's hash
+    split 16 of them 13/3 in some runs) and new ones go where connections closed; SIGTERM
+    stops them all."""
+    with two_workers(settings, tmp_path) as (process, port):
+        assert (tmp_path / "events" / "worker-2").is_dir()  # the second process's own log
+        connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(16)]
+        owners = [_process_of(c) for c in connections]
+        split = Counter(owners)
+        assert sorted(split.values()) == [8, 8], split
+        # Close every connection of one worker: the next 8 all go to it.
+        emptied = owners[0]
+        for connection, owner in zip(connections, owners, strict=True):
+            if owner == emptied:
+                connection.close()
+        time.sleep(0.5)  # the closes reach the parent
+        fresh = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(8)]
+        assert [_process_of(c) for c in fresh] == [emptied] * 8
+        for connection in connections + fresh:
+            connection.close()
         process.terminate()
-        assert process.wait(timeout=60) == 0, process.stdout.read() if process.stdout else ""
+        log = (tmp_path / "serve.log").read_text()
+        assert process.wait(timeout=60) == 0, log
+
+
+@pytest.mark.integration
+def test_a_dead_worker_stops_the_server_with_an_error(
+    neo4j_driver: object, settings: Settings, tmp_path: Path
+) -> None:
+    """A worker killed outright: the other is stopped and `kgrec serve` exits non-zero naming
+    it, so the process manager restarts the whole server."""
+    with two_workers(settings, tmp_path) as (process, port):
+        victim = _process_of(http.client.HTTPConnection("127.0.0.1", port))
+        os.kill(victim, signal.SIGKILL)
+        assert process.wait(timeout=60) == 1
+        log = (tmp_path / "serve.log").read_text()
+        assert "exited with code -9" in log, log
+        with pytest.raises(httpx.TransportError):  # nothing answers on the port any more
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
 def test_the_api_does_not_load_pytorch() -> None:
