@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -467,9 +468,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    from api.workers import serve as serve_workers
-
-    serve_workers(host, port, workers)
+    # A fresh interpreter that imports only what serving needs (see api/workers.py); the same
+    # process id, so signals and process managers see no difference.
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "api.workers", host, str(port), str(workers)])
 
 
 @app.command("version")

@@ -14,6 +14,11 @@ A worker gets connections only once its application has started (it says so on i
 as the kernel only routes to a socket that listens; each closed connection is reported back,
 so the counts stay right when clients come and go. If a worker dies, the others are stopped and
 the command exits non-zero, so the process manager that runs it restarts the whole server.
+
+`kgrec serve` runs this module in a fresh interpreter (`python -m api.workers HOST PORT N`):
+the CLI process has every command's imports loaded (276 MiB: statsmodels, scipy, pandas, the
+ingestion code), and spawned workers import the main module again, so serving from it cost
+each process that much more. This module imports the standard library only.
 """
 
 from __future__ import annotations
@@ -274,7 +279,10 @@ def serve(host: str, port: int, workers: int, log_level: str = "warning") -> Non
     if workers == 1:
         uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
         return
-    listener = _listen(host, port)  # a port in use fails here, with the OS's message, at once
+    try:
+        listener = _listen(host, port)
+    except OSError as error:  # a port in use fails here, at once
+        sys.exit(f"error: cannot listen on {host}:{port}: {error.strerror or error}")
     context = multiprocessing.get_context("spawn")
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(workers)]
     processes = [
@@ -305,3 +313,15 @@ def serve(host: str, port: int, workers: int, log_level: str = "warning") -> Non
     failed = [p for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
     if failed and dispatcher.lost_worker:
         sys.exit(f"API worker {failed[0].name} exited with code {failed[0].exitcode}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m api.workers HOST PORT WORKERS` (what `kgrec serve` runs)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        sys.exit("usage: python -m api.workers HOST PORT WORKERS")
+    serve(args[0], int(args[1]), int(args[2]))
+
+
+if __name__ == "__main__":
+    main()

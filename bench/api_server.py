@@ -122,9 +122,9 @@ class Api:
         return total / 2**20
 
     def connections_per_worker(self) -> list[int]:
-        """Established client connections each worker holds now, busiest first: with
-        SO_REUSEPORT the kernel spreads connections by a hash, so a handful of keep-alive
-        connections can split unevenly, and the busier worker sets the tail latency."""
+        """Established client connections each worker holds now, busiest first: the busier
+        worker sets the tail latency (`kgrec serve` hands connections out evenly; with
+        SO_REUSEPORT's hash 16 of them had split 13/3)."""
         assert self.process is not None
         counts = []
         try:

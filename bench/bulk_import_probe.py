@@ -298,6 +298,7 @@ def import_files(home: Path, files: Path) -> None:
             "--overwrite-destination",
             "--threads=2",
             "--high-parallel-io=on",
+            f"--report-file={home.resolve() / 'import.report'}",  # not the current folder
             *args,
         ],
         env={"NEO4J_HOME": str(home), "NEO4J_CONF": str(conf), "PATH": "/usr/bin:/bin"},

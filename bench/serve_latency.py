@@ -16,7 +16,8 @@ Run:
    closed loop (capacity: requests/s with 16 clients sending back to back), then in an open
    loop at the target rate (200/s with paths, 1,000/s without; latency counted from when each
    request was due), `--repeats` times, each with how the 16 connections split over the two
-   workers (the kernel hashes them: an 11/5 split loads one worker twice the other). The API's
+   workers (`kgrec serve` hands them out evenly; an 11/5 split would load one worker twice the
+   other). The API's
    RSS is read after each load.
 3. The canonical pure-Cypher co-purchase query ("customers who bought what you bought also
    bought", through the Python driver, 16 threads) on the same customers.
@@ -318,6 +319,12 @@ def main() -> None:
     parser.add_argument("--neo4j-port", type=int, default=7720)
     parser.add_argument("--api-port", type=int, default=8720)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5,
+        help="Seconds of unmeasured closed-loop load before each surface's runs.",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (kgrec serve).")
     parser.add_argument(
@@ -337,6 +344,17 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="Open-loop runs per surface (each its own split)."
+    )
+    parser.add_argument(
+        "--surface",
+        choices=["both", "paths", "plain"],
+        default="both",
+        help="Lists with 3 paths, without paths, or both.",
+    )
+    parser.add_argument(
+        "--open-only",
+        action="store_true",
+        help="Only the open-loop runs (no capacity runs, no Cypher query load).",
     )
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--keep-running", action="store_true", help="Leave Neo4j running.")
@@ -370,18 +388,23 @@ def main() -> None:
         server.start()
         try:
             server.wait_ready(timeout=300)
-            surfaces = (
-                ("with 3 paths", "paths=3", args.rate_paths),
-                ("without paths", "paths=0", args.rate_plain),
-            )
+            surfaces = [
+                (label, extra, rate)
+                for label, extra, rate, kind in (
+                    ("with 3 paths", "paths=3", args.rate_paths, "paths"),
+                    ("without paths", "paths=0", args.rate_plain, "plain"),
+                )
+                if args.surface in ("both", kind)
+            ]
             for label, extra, rate in surfaces:
                 paths_file.write_text(
                     "\n".join(f"/v1/customers/{c}/recommendations?k=10&{extra}" for c in customers)
                 )
-                loadgen(args.api_port, key, paths_file, args.concurrency, 5)  # warm-up
+                # Warm-up, closed loop (not measured): code paths, caches and the JVM's JIT.
+                loadgen(args.api_port, key, paths_file, args.concurrency, args.warmup)
                 # Capacity (closed loop), then latency at the target rate (open loop), the
                 # latter `--repeats` times: each run's connections split anew over the workers.
-                runs = [(label, None)] + [
+                runs = ([] if args.open_only else [(label, None)]) + [
                     (f"{label} at {rate:g}/s" + (f" #{n + 1}" if n else ""), rate)
                     for n in range(args.repeats)
                 ]
@@ -395,10 +418,11 @@ def main() -> None:
                     print(name, json.dumps(result), flush=True)
         finally:
             server.stop()
-        report["cypher co-purchase"] = cypher_load(
-            settings, customers, args.concurrency, args.seconds
-        )
-        print("cypher", json.dumps(report["cypher co-purchase"]), flush=True)
+        if not args.open_only:
+            report["cypher co-purchase"] = cypher_load(
+                settings, customers, args.concurrency, args.seconds
+            )
+            print("cypher", json.dumps(report["cypher co-purchase"]), flush=True)
     finally:
         if not args.keep_running:
             local.stop()

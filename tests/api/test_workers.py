@@ -3,6 +3,10 @@ processes themselves are tested over HTTP in test_app.py."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 from api.workers import Balancer
 
 
@@ -36,3 +40,36 @@ def test_a_full_worker_is_skipped_and_a_gone_one_forgotten() -> None:
     assert [balancer.pick() for _ in range(2)] == [1, 1]
     balancer.closed(0)  # a late notice from the gone worker: never below zero
     assert balancer.open[0] == 0
+
+
+def test_a_port_in_use_is_one_clear_error() -> None:
+    """`kgrec serve` on a taken port: exit 1 naming the address, no traceback (the dispatcher
+    listens before any worker starts)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "api.workers", "127.0.0.1", str(port), "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_dispatcher_loads_no_application_code() -> None:
+    """The parent of `kgrec serve --workers N` (and each worker's copy of the main module)
+    imports the standard library only: the CLI's imports cost 276 MiB per process."""
+    code = (
+        "import sys, api.workers; "
+        "heavy = {'numpy', 'pandas', 'neo4j', 'fastapi', 'uvicorn', 'statsmodels'}; "
+        "sys.exit(sorted(heavy & set(sys.modules)) or 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
