@@ -215,8 +215,6 @@ def demo(
 
 def _demo_serve(settings: Settings, host: str, port: int) -> None:
     """Demo keys, one curl per surface, then the API in the foreground (Ctrl-C stops it)."""
-    import uvicorn
-
     from api.demo import curl_commands, demo_ids, demo_keys
 
     with driver_scope(settings.neo4j) as driver:
@@ -232,7 +230,7 @@ def _demo_serve(settings: Settings, host: str, port: int) -> None:
         lines += [f"  # {what}", f"  {command}"]
     lines.append("Stop the API with Ctrl-C; Neo4j keeps running (.venv/bin/kgrec neo4j stop).")
     console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    _exec_server(host, port, workers=1)
 
 
 def _demo_model(settings: Settings, driver: neo4j.Driver) -> None:
@@ -468,9 +466,15 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    # A fresh interpreter that imports only what serving needs (see api/workers.py); the same
-    # process id, so signals and process managers see no difference.
+    _exec_server(host, port, workers)
+
+
+def _exec_server(host: str, port: int, workers: int) -> None:
+    """Replaces this process with a fresh interpreter that imports only what serving needs
+    (api/workers.py): this one holds every command's imports (and, after the demo's training,
+    PyTorch). The same process id, so signals and process managers see no difference."""
     sys.stdout.flush()
+    sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "api.workers", host, str(port), str(workers)])
 
 
