@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from graph.settings import Settings
@@ -166,6 +167,33 @@ def test_a_dead_worker_stops_the_server_with_an_error(
         assert "exited with code -9" in log, log
         with pytest.raises(httpx.TransportError):  # nothing answers on the port any more
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+@pytest.mark.integration
+def test_workers_end_with_their_parent(
+    neo4j_driver: object, settings: Settings, tmp_path: Path
+) -> None:
+    """`kgrec serve` killed outright (SIGKILL, no handler runs): its workers notice the end of
+    their channel and shut down, instead of serving on as orphans."""
+    with two_workers(settings, tmp_path) as (process, port):
+        connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(2)]
+        workers = {_process_of(c) for c in connections}
+        assert len(workers) == 2
+        for connection in connections:
+            connection.close()
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while alive := [pid for pid in workers if _running(pid)]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived kgrec serve"
+            time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_the_api_does_not_load_pytorch() -> None:
