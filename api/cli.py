@@ -475,7 +475,9 @@ def _exec_server(host: str, port: int, workers: int) -> None:
     PyTorch). The same process id, so signals and process managers see no difference."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "api.workers", host, str(port), str(workers)])
+    # -P: the installed package, never an `api` module that happens to be in the working folder.
+    command = [sys.executable, "-P", "-m", "api.workers", host, str(port), str(workers)]
+    os.execv(sys.executable, command)
 
 
 @app.command("version")

@@ -4,8 +4,8 @@ worker with the fewest open connections, ties in turn; the requests then go stra
 worker, the parent never sees them.
 
 Why not let the kernel spread the connections: with SO_REUSEPORT each connection is hashed to
-a worker, and 16 keep-alive connections split 13/3 in about one run in ten (measured: p99 43 ms
-at 1,000 lists/s against 8 ms with an 8/8 split, the busy worker saturated while the other
+a worker, and 16 keep-alive connections split 13/3 in one of six benchmark runs (p99 43 ms at
+1,000 lists/s against 8 ms with an 8/8 split: the busy worker saturated while the other
 idled); with uvicorn's own `workers` sharing one socket, the first worker to wake accepts a
 whole burst (724 or 1,312 lists/s from one run to the next). Node's cluster module hands
 connections out from its primary process for the same reason.
@@ -13,7 +13,9 @@ connections out from its primary process for the same reason.
 A worker gets connections only once its application has started (it says so on its channel),
 as the kernel only routes to a socket that listens; each closed connection is reported back,
 so the counts stay right when clients come and go. If a worker dies, the others are stopped and
-the command exits non-zero, so the process manager that runs it restarts the whole server.
+the command exits non-zero, so the process manager that runs it restarts the whole server;
+if the parent dies, each worker sees the end of its channel and shuts down. The channels are
+AF_UNIX SOCK_SEQPACKET sockets: Linux, as the deployment image.
 
 `kgrec serve` runs this module in a fresh interpreter (`python -m api.workers HOST PORT N`):
 the CLI process has every command's imports loaded (276 MiB: statsmodels, scipy, pandas, the
@@ -24,14 +26,16 @@ each process that much more. This module imports the standard library only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import multiprocessing
+import os
 import selectors
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -82,15 +86,31 @@ class Balancer:
         self.open[worker] = 0
 
 
-def _notify(channel: socket.socket, message: bytes) -> None:
-    # A full channel (the parent then over-counts this worker a little) or a parent that is
-    # gone (the worker learns it from the end of its channel): nothing to do here.
-    with contextlib.suppress(OSError):
-        channel.send(message)
+class _Notices:
+    """A worker's notices to the parent. Closed connections that could not be reported (the
+    channel full) are owed and sent with the next report, so the parent's count catches up."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.owed = 0
+
+    def ready(self) -> None:
+        with contextlib.suppress(OSError):  # a parent that is gone: the channel's end says so
+            self.channel.send(READY)
+
+    def closed(self) -> None:
+        self.owed += 1
+        try:
+            self.channel.send(CLOSED * min(self.owed, 4096))
+            self.owed -= min(self.owed, 4096)
+        except OSError:
+            pass  # full (sent next time) or the parent is gone
 
 
 def _worker(channel: socket.socket, log_level: str) -> None:
     import uvicorn
+
+    notices = _Notices(channel)
 
     class HandedServer(uvicorn.Server):
         """uvicorn's server without a listening socket of its own: it serves the connections
@@ -105,7 +125,7 @@ def _worker(channel: socket.socket, log_level: str) -> None:
             class Handed(base):  # type: ignore[misc]
                 def connection_lost(self, exc: Exception | None) -> None:
                     super().connection_lost(exc)
-                    _notify(channel, CLOSED)
+                    notices.closed()
 
             def protocol() -> asyncio.Protocol:
                 return Handed(config=config, server_state=state, app_state=app_state)
@@ -114,19 +134,18 @@ def _worker(channel: socket.socket, log_level: str) -> None:
             self._adopting: set[asyncio.Task[None]] = set()
             channel.setblocking(False)
             loop.add_reader(channel.fileno(), self._receive_connections)
-            _notify(channel, READY)
+            notices.ready()
 
         def _receive_connections(self) -> None:
             loop = asyncio.get_running_loop()
-            while True:
-                try:
-                    message, fds, _flags, _address = socket.recv_fds(channel, 16, 4)
-                except BlockingIOError:
-                    return
+            for message, fds in _received(channel):
                 if not message and not fds:  # the parent is gone: stop like on SIGTERM
                     loop.remove_reader(channel.fileno())
                     self.should_exit = True
                     return
+                if not fds:  # this process is out of descriptors: the kernel dropped it
+                    log.warning("a connection was lost in transit (out of file descriptors?)")
+                    notices.closed()
                 for fd in fds:
                     task = loop.create_task(self._adopt(socket.socket(fileno=fd)))
                     self._adopting.add(task)
@@ -140,20 +159,44 @@ def _worker(channel: socket.socket, log_level: str) -> None:
                 )
             except OSError:  # the client left before the worker got to it
                 sock.close()
-                _notify(channel, CLOSED)
+                notices.closed()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             with contextlib.suppress(ValueError, OSError):  # already removed, or closed
                 asyncio.get_running_loop().remove_reader(channel.fileno())
+            # Connections still on their way are closed (as a listener's queue would be);
+            # those being adopted join the others, which uvicorn then closes when idle.
+            for _message, fds in _received(channel):
+                for fd in fds:
+                    os.close(fd)
+            if self._adopting:
+                await asyncio.gather(*self._adopting, return_exceptions=True)
             await super().shutdown(sockets=sockets)
 
     config = uvicorn.Config(APP, factory=True, log_level=log_level)
     HandedServer(config).run()
 
 
+def _received(channel: socket.socket) -> Iterator[tuple[bytes, list[int]]]:
+    """The messages waiting on a non-blocking channel, each with the descriptors it carried;
+    (b"", []) once the other end has closed."""
+    while True:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(channel, 16, 4)
+        except BlockingIOError:
+            return
+        except OSError:
+            message, fds = b"", []
+        yield message, fds
+        if not message and not fds:
+            return
+
+
 class _Dispatcher:
     """The parent's loop: accepts connections, hands each to a worker, reads the workers'
-    notices; returns once every worker's channel has ended."""
+    notices; returns once every worker's channel has ended. It never blocks on a worker: a
+    connection no channel can take now waits in `pending` (and accepting pauses, so new
+    clients wait in the kernel's queue) until one can."""
 
     def __init__(
         self,
@@ -166,10 +209,11 @@ class _Dispatcher:
         self.channels = channels
         self.balancer = Balancer(len(channels))
         self.live = set(range(len(channels)))
+        self.pending: collections.deque[socket.socket] = collections.deque()
         self.selector = selectors.DefaultSelector()
         self.listening = False
         self.stopping = False
-        self.lost_worker = False
+        self.lost: int | None = None  # the first worker that ended while nobody stopped it
         listener.setblocking(False)
         for i, channel in enumerate(channels):
             channel.setblocking(False)
@@ -177,11 +221,12 @@ class _Dispatcher:
 
     def run(self) -> None:
         while self.live:
-            for key, _events in self.selector.select(timeout=0.2):
+            for key, _events in self.selector.select(timeout=0.01 if self.pending else 0.2):
                 if key.data is None:
                     self._accept()
                 else:
                     self._read(key.data)
+            self._hand_pending()
             if self.stopping:
                 self._stop_listening()
 
@@ -195,44 +240,40 @@ class _Dispatcher:
             except OSError as error:  # e.g. out of descriptors: the client is refused
                 log.warning("accept failed: %s", error)
                 return
-            with connection:
-                self._hand(connection)
+            self.pending.append(connection)
+            self._hand_pending()
+            if self.pending:
+                return
 
-    def _hand(self, connection: socket.socket) -> None:
-        full: frozenset[int] = frozenset()
-        while (worker := self.balancer.pick(exclude=full)) is not None:
+    def _hand_pending(self) -> None:
+        while self.pending:
+            if not self._hand(self.pending[0]):
+                break
+            self.pending.popleft().close()  # the worker holds its own copy now
+        if self.stopping or not any(self.balancer.ready):
+            while self.pending:  # nobody will take them: the clients see the connection close
+                self.pending.popleft().close()
+        self._sync_listening()
+
+    def _hand(self, connection: socket.socket) -> bool:
+        """True once a worker has the connection; False if no channel can take it now."""
+        busy: frozenset[int] = frozenset()
+        while (worker := self.balancer.pick(exclude=busy)) is not None:
             try:
                 socket.send_fds(self.channels[worker], [CONNECTION], [connection.fileno()])
-                return
-            except BlockingIOError:  # its channel is full (a long stall): the next one
-                self.balancer.closed(worker)
-                full |= {worker}
-            except OSError:  # that worker is going
+                return True
+            except (BrokenPipeError, ConnectionResetError):  # that worker is going
                 self.balancer.gone(worker)
-                self._sync_listening()
-        if full and self._hand_waiting(connection, min(full)):
-            return
-        log.warning("no API worker could take a connection; it was closed")
-
-    def _hand_waiting(self, connection: socket.socket, worker: int) -> bool:
-        """Every worker's channel is full: wait up to 5 s for one (new clients queue in the
-        kernel meanwhile) rather than drop the connection at once."""
-        channel = self.channels[worker]
-        channel.settimeout(5)
-        try:
-            socket.send_fds(channel, [CONNECTION], [connection.fileno()])
-            self.balancer.open[worker] += 1
-            return True
-        except OSError:
-            return False
-        finally:
-            channel.setblocking(False)
+            except OSError:  # its channel is full (or fds in flight hit a limit): not now
+                self.balancer.closed(worker)
+                busy |= {worker}
+        return False
 
     def _read(self, worker: int) -> None:
         channel = self.channels[worker]
         while True:
             try:
-                message = channel.recv(16)
+                message = channel.recv(4096)
             except BlockingIOError:
                 return
             except OSError:
@@ -243,7 +284,7 @@ class _Dispatcher:
                 self.live.discard(worker)
                 self.balancer.gone(worker)
                 if not self.stopping:
-                    self.lost_worker = True
+                    self.lost = worker
                     self.stopping = True
                     self.on_lost_worker()  # the others are stopped; their channels end too
                 self._sync_listening()
@@ -251,13 +292,14 @@ class _Dispatcher:
             if message == READY:
                 self.balancer.ready[worker] = True
                 self._sync_listening()
-            elif message == CLOSED:
-                self.balancer.closed(worker)
+            elif message[:1] == CLOSED:  # one byte per closed connection
+                for _ in message:
+                    self.balancer.closed(worker)
 
     def _sync_listening(self) -> None:
         """Listen only while some worker can take a connection: until then clients wait in
         the kernel's queue, as they would for a worker's own socket."""
-        want = not self.stopping and any(self.balancer.ready)
+        want = not self.stopping and not self.pending and any(self.balancer.ready)
         if want and not self.listening and self.listener is not None:
             self.selector.register(self.listener, selectors.EVENT_READ, None)
             self.listening = True
@@ -274,9 +316,9 @@ class _Dispatcher:
 
 def serve(host: str, port: int, workers: int, log_level: str = "warning") -> None:
     """Runs the API in `workers` processes until SIGINT/SIGTERM (or a worker exits)."""
-    import uvicorn
-
     if workers == 1:
+        import uvicorn
+
         uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
         return
     try:
@@ -303,16 +345,26 @@ def serve(host: str, port: int, workers: int, log_level: str = "warning") -> Non
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for process in processes:
-        process.start()
-    for _ours, theirs in pairs:
-        theirs.close()  # the worker holds its own copy; its end is the channel's end
-    dispatcher.run()
-    for process in processes:
-        process.join(timeout=60)
-    failed = [p for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed and dispatcher.lost_worker:
-        sys.exit(f"API worker {failed[0].name} exited with code {failed[0].exitcode}")
+    try:
+        for process in processes:
+            process.start()
+        for _ours, theirs in pairs:
+            theirs.close()  # the worker holds its own copy; its end is the channel's end
+        if dispatcher.stopping:  # a signal while they started reached only the started ones
+            terminate()
+        dispatcher.run()
+    finally:
+        # However the loop ended (an error included), every worker is told: SIGTERM and the
+        # end of its channel; none outlives this process.
+        for ours, _theirs in pairs:
+            ours.close()
+        terminate()
+        for process in processes:
+            if process.pid is not None:  # started
+                process.join(timeout=60)
+    if dispatcher.lost is not None:
+        lost = processes[dispatcher.lost]
+        sys.exit(f"API worker {lost.name} exited with code {lost.exitcode}; the others stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

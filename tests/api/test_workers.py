@@ -6,8 +6,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 
-from api.workers import Balancer
+from api.workers import CONNECTION, READY, Balancer, _Dispatcher, _listen, _Notices
 
 
 def test_connections_go_to_the_fewest_open_ties_in_turn() -> None:
@@ -73,3 +74,57 @@ def test_the_dispatcher_loads_no_application_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_full_channel_makes_a_connection_wait_not_drop() -> None:
+    """A worker whose channel is full (stalled): the parent keeps the connection and stops
+    accepting (new clients wait in the kernel's queue) until the channel drains, then hands
+    the very connection over."""
+    listener = _listen("127.0.0.1", 0)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    dispatcher = _Dispatcher(listener, [ours], on_lost_worker=lambda: None)
+    theirs.send(READY)
+    dispatcher._read(0)
+    assert dispatcher.listening
+    filler = 0
+    while True:  # stall the worker: its channel fills up
+        try:
+            ours.send(b"f")
+            filler += 1
+        except BlockingIOError:
+            break
+    with socket.create_connection(listener.getsockname()) as client:
+        time.sleep(0.1)  # the connection reaches the listener's queue
+        dispatcher._accept()
+        assert len(dispatcher.pending) == 1 and not dispatcher.listening
+        for _ in range(filler):  # the worker catches up
+            theirs.recv(16)
+        dispatcher._hand_pending()
+        assert not dispatcher.pending and dispatcher.listening
+        message, fds, _flags, _address = socket.recv_fds(theirs, 16, 4)
+        assert message == CONNECTION and len(fds) == 1
+        with socket.socket(fileno=fds[0]) as handed:
+            client.sendall(b"ping")
+            assert handed.recv(4) == b"ping"  # the same client's connection
+    assert dispatcher.balancer.open == [1]
+    for sock in (listener, ours, theirs):
+        sock.close()
+
+
+def test_closed_connections_owed_are_reported_together() -> None:
+    """A worker that could not report closes (its channel full) reports them with the next
+    one, and the parent counts every byte."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener = _listen("127.0.0.1", 0)
+    dispatcher = _Dispatcher(listener, [ours], on_lost_worker=lambda: None)
+    dispatcher.balancer.ready = [True]
+    for _ in range(5):
+        dispatcher.balancer.pick()
+    notices = _Notices(theirs)
+    notices.owed = 2  # two that found the channel full
+    notices.closed()
+    assert notices.owed == 0
+    dispatcher._read(0)
+    assert dispatcher.balancer.open == [2]
+    for sock in (listener, ours, theirs):
+        sock.close()
