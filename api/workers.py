@@ -100,9 +100,10 @@ class _Notices:
 
     def closed(self) -> None:
         self.owed += 1
+        report = min(self.owed, 4096)  # one byte each; the parent reads up to 4,096 at once
         try:
-            self.channel.send(CLOSED * min(self.owed, 4096))
-            self.owed -= min(self.owed, 4096)
+            self.channel.send(CLOSED * report)
+            self.owed -= report
         except OSError:
             pass  # full (sent next time) or the parent is gone
 
